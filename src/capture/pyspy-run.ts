@@ -1,0 +1,60 @@
+import { spawn } from 'node:child_process'
+import type { RunOutcome } from './pyspy-output.js'
+
+/** What one py-spy run printed, and how long it took. */
+export interface RunResult extends RunOutcome {
+  stdout: string
+  durationMs: number
+}
+
+/** Output beyond this is cut: a dump of thousands of threads is still a few MB. */
+const MAX_OUTPUT = 16 << 20
+/** Time between SIGTERM and SIGKILL for a py-spy that does not stop. */
+const KILL_GRACE_MS = 500
+
+/**
+ * Runs `bin args...` once, killing it at `timeoutMs` (SIGTERM, then SIGKILL after a
+ * grace period). Never rejects: every failure is in the result, so the incident goes
+ * out whatever happens. `onSpawn` reports the child's pid, so the agent never watches it.
+ */
+export function runOnce(bin: string, args: string[], timeoutMs: number, onSpawn?: (pid: number) => void): Promise<RunResult> {
+  const started = performance.now()
+  return new Promise(resolve => {
+    // RUST_BACKTRACE=0: py-spy's errors are one line, not a Rust backtrace.
+    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_BACKTRACE: '0' } })
+    const out: Buffer[] = []
+    const err: Buffer[] = []
+    let size = 0
+    let timedOut = false
+    let spawnError: NodeJS.ErrnoException | undefined
+    const collect = (into: Buffer[]) => (chunk: Buffer) => {
+      if (size + chunk.length > MAX_OUTPUT) return
+      size += chunk.length
+      into.push(chunk)
+    }
+    child.stdout.on('data', collect(out))
+    child.stderr.on('data', collect(err))
+    if (child.pid !== undefined) onSpawn?.(child.pid)
+    let killTimer: NodeJS.Timeout | undefined
+    const timer = setTimeout(() => {
+      timedOut = true
+      child.kill('SIGTERM')
+      killTimer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS)
+    }, timeoutMs)
+    child.on('error', error => {
+      spawnError = error
+    })
+    child.on('close', exitCode => {
+      clearTimeout(timer)
+      clearTimeout(killTimer)
+      resolve({
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+        exitCode,
+        timedOut,
+        ...(spawnError && { spawnError }),
+        durationMs: performance.now() - started,
+      })
+    })
+  })
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+import { Agent, AgentConfigError, VERSION } from './agent.js'
+import { ConfigError, helpText, loadConfig } from './config.js'
+import { createLogger } from './log.js'
+
+/** Exit codes: 0 ok (and after SIGTERM/SIGINT), 2 bad configuration, 1 anything unexpected. */
+async function main(): Promise<number | undefined> {
+  let loaded
+  try {
+    loaded = loadConfig(process.argv.slice(2), process.env)
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error
+    process.stderr.write(`oomwatch: ${error.message}\nRun oomwatch --help for every setting.\n`)
+    return 2
+  }
+  if ('help' in loaded) return void process.stdout.write(helpText()), 0
+  if ('version' in loaded) return void process.stdout.write(`${VERSION}\n`), 0
+  const logger = createLogger(loaded.logLevel)
+  let agent: Agent
+  try {
+    agent = await Agent.start(loaded, logger)
+  } catch (error) {
+    if (!(error instanceof AgentConfigError)) throw error
+    process.stderr.write(`oomwatch: ${error.message}\n`)
+    return 2
+  }
+  const stop = (signal: NodeJS.Signals) => {
+    logger.info({ signal }, `stopping on ${signal}`)
+    void agent.stop().then(() => process.exit(0))
+  }
+  process.once('SIGTERM', stop)
+  process.once('SIGINT', stop)
+  return undefined
+}
+
+main().then(
+  code => {
+    if (code !== undefined) process.exitCode = code
+  },
+  (error: Error) => {
+    process.stderr.write(`oomwatch: unexpected failure: ${error.stack ?? error.message}\n`)
+    process.exitCode = 1
+  },
+)

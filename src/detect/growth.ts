@@ -1,0 +1,39 @@
+import type { Sample } from '../types.js'
+
+/** How a memory series is moving now. */
+export interface Growth {
+  /** Bytes per second over the recent part of the current rise; 0 when not rising. */
+  bytesPerSec: number
+  /** Bytes gained since the current rise began. */
+  risen: number
+  /** How many samples the current rise spans (1 when the newest sample ended a fall). */
+  runLength: number
+}
+
+/**
+ * Measures the current rise: the longest suffix of the series in which no sample is
+ * lower than its predecessor by more than `dropTolerance` bytes. A sawtooth that frees
+ * memory restarts its rise at every drop, so it never accumulates the history of a
+ * runaway; small dips (a GC, a freed buffer) do not break a real leak's rise.
+ * The rate is taken over the last `windowMs` of the rise, so an accelerating leak is
+ * judged by its present speed, not its average.
+ */
+export function measureGrowth(samples: readonly Sample[], windowMs: number, dropTolerance: number): Growth {
+  const last = samples[samples.length - 1]
+  if (!last) return { bytesPerSec: 0, risen: 0, runLength: 0 }
+  let start = samples.length - 1
+  while (start > 0 && samples[start - 1]!.bytes - samples[start]!.bytes <= dropTolerance) start--
+  const runStart = samples[start]!
+  let from = start
+  while (from < samples.length - 1 && last.t - samples[from]!.t > windowMs) from++
+  const first = samples[from]!
+  const seconds = (last.t - first.t) / 1000
+  const bytesPerSec = seconds > 0 ? Math.max(0, (last.bytes - first.bytes) / seconds) : 0
+  return { bytesPerSec, risen: last.bytes - runStart.bytes, runLength: samples.length - start }
+}
+
+/** Seconds until `usage` reaches `limit` at `bytesPerSec`; Infinity when not growing. */
+export function secondsToLimit(usage: number, limit: number, bytesPerSec: number): number {
+  if (usage >= limit) return 0
+  return bytesPerSec > 0 ? (limit - usage) / bytesPerSec : Infinity
+}

@@ -1,0 +1,134 @@
+import type { Culprit, PyThread } from './capture/stack.js'
+import type { CaptureError } from './capture/pyspy-output.js'
+import type { PyspyInfo } from './capture/pyspy-locate.js'
+import type { Risk } from './detect/rlimit-rules.js'
+import type { TriggerReason } from './detect/trigger.js'
+import type { MemoryLimit, PythonIdentity, RlimitTable } from './types.js'
+
+/**
+ * The protocol: every event that reaches a WebSocket client, the log and (later) the
+ * journal. Names here are the stable contract of shared/DESIGN.md.
+ */
+
+/** A watched Python process, as first seen. */
+export interface ProcessInfo {
+  pid: number
+  /** Start time in clock ticks after boot: (pid, startTime) names one process across pid reuse. */
+  startTime: number
+  cmdline: string[]
+  exe?: string
+  python: PythonIdentity
+  /** The full rlimit table. */
+  rlimits: RlimitTable
+  memory: {
+    rssBytes?: number
+    /** The limit the OOM killer will enforce on it, and where that figure came from. */
+    limit: MemoryLimit
+    /** The container's memory cgroup, when one was found. */
+    cgroup?: { version: 1 | 2; dir: string; via: 'proc-root' | 'agent-mount'; usageBytes?: number }
+  }
+}
+
+export interface HelloPayload {
+  type: 'hello'
+  version: string
+  /** The effective configuration; secrets are replaced by whether they are set. */
+  config: Record<string, unknown>
+  pyspy: PyspyInfo
+  watching: ProcessInfo[]
+}
+
+export interface ProcessPayload extends ProcessInfo {
+  type: 'process'
+}
+
+export interface RiskPayload extends Risk {
+  type: 'risk'
+  pid: number
+  cmdline: string[]
+}
+
+/** Memory figures at the trigger. `secondsToLimit` is null when memory is not growing. */
+export interface IncidentMemory {
+  rssBytes?: number
+  usageBytes: number
+  limitBytes: number
+  limitSource: MemoryLimit['source']
+  limitPath?: string
+  fractionOfLimit: number
+  growthBytesPerSec: number
+  secondsToLimit: number | null
+}
+
+export interface IncidentPayload {
+  type: 'incident'
+  id: string
+  pid: number
+  cmdline: string[]
+  reason: TriggerReason
+  /** The whole story in one sentence: frame, growth, limit, and the rlimit that explains it. */
+  summary: string
+  memory: IncidentMemory
+  /** The rlimit table read at the trigger. */
+  rlimits: RlimitTable
+  /** Risks of this process's rlimits: the likely explanation. */
+  risks: Risk[]
+  threads: PyThread[]
+  culprit?: Culprit
+  capture: {
+    /** From the trigger to the parsed stack, ms. */
+    triggerToStackMs: number
+    pyspyMs: number
+    error?: CaptureError
+  }
+}
+
+export interface ExitPayload {
+  type: 'exit'
+  pid: number
+  cmdline: string[]
+  /** True when the container cgroup's oom_kill count rose: the kernel's OOM killer took it. */
+  oomKilled: boolean
+  lastIncidentId?: string
+  peakRssBytes?: number
+}
+
+export type EventPayload = HelloPayload | ProcessPayload | RiskPayload | IncidentPayload | ExitPayload
+
+/** An event as sent: the payload with its sequence number and ISO 8601 time. */
+export type OomwatchEvent = EventPayload & { seq: number; ts: string }
+
+/** Something that consumes every event: the stream, the log. */
+export type Sink = (event: OomwatchEvent) => void
+
+/**
+ * Stamps events with an increasing `seq` and `ts`, and hands each to every sink in
+ * order. A `hello` is per client: it carries the seq of the last broadcast event
+ * without taking a new one, so no other client sees a gap that was only someone
+ * else's greeting, and the greeted client knows the next event is `seq + 1`.
+ */
+export class EventHub {
+  #seq = 0
+  readonly #sinks: Sink[] = []
+
+  /** Adds a sink; returns its remover. */
+  subscribe(sink: Sink): () => void {
+    this.#sinks.push(sink)
+    return () => {
+      const at = this.#sinks.indexOf(sink)
+      if (at >= 0) this.#sinks.splice(at, 1)
+    }
+  }
+
+  /** Stamps and broadcasts one event. */
+  emit<P extends Exclude<EventPayload, HelloPayload>>(payload: P): P & { seq: number; ts: string } {
+    const event = { ...payload, seq: ++this.#seq, ts: new Date().toISOString() }
+    for (const sink of this.#sinks) sink(event)
+    return event
+  }
+
+  /** Stamps a greeting for one client, at the current seq. */
+  greet(payload: HelloPayload): HelloPayload & { seq: number; ts: string } {
+    return { ...payload, seq: this.#seq, ts: new Date().toISOString() }
+  }
+}

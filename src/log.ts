@@ -1,0 +1,51 @@
+import pino, { type DestinationStream, type Logger } from 'pino'
+import type { OomwatchEvent } from './events.js'
+
+/**
+ * JSON lines on stdout. Levels are written as string labels (`"level":"warn"`) because
+ * Loki and most log pipelines read only strings; `time` is ISO 8601.
+ */
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  const options = {
+    level,
+    base: { name: 'oomwatch' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label: string) => ({ level: label }) },
+  }
+  return destination ? pino(options, destination) : pino(options)
+}
+
+const LEVEL: Record<OomwatchEvent['type'], 'info' | 'warn' | 'error'> = {
+  hello: 'info',
+  process: 'info',
+  risk: 'warn',
+  incident: 'error',
+  exit: 'info',
+}
+
+/**
+ * A sink that writes one log line per event. The event's own fields are the line's
+ * fields (pid, reason, culprit, rlimits, ...), so the log stack can index them; the
+ * message is the event's summary in words.
+ */
+export function logSink(logger: Logger): (event: OomwatchEvent) => void {
+  return event => {
+    const level = event.type === 'exit' && event.oomKilled ? 'error' : LEVEL[event.type]
+    logger[level](event, describe(event))
+  }
+}
+
+function describe(event: OomwatchEvent): string {
+  switch (event.type) {
+    case 'incident':
+      return event.summary
+    case 'risk':
+      return `pid ${event.pid}: ${event.message}`
+    case 'process':
+      return `watching pid ${event.pid} (${event.cmdline.join(' ')}), memory limit ${event.memory.limit.bytes} bytes from ${event.memory.limit.source}`
+    case 'exit':
+      return event.oomKilled ? `pid ${event.pid} was OOM-killed by the kernel` : `pid ${event.pid} exited`
+    case 'hello':
+      return 'hello'
+  }
+}

@@ -1,0 +1,117 @@
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
+import type { ProcStat, ProcStatus, RlimitTable } from '../types.js'
+import { parseCmdline } from './cmdline.js'
+import { errnoOf, ProcReadError } from './errors.js'
+import { parseLimits } from './limits.js'
+import { parseStat } from './stat.js'
+import { parseStatus } from './status.js'
+
+/*
+ * ENOENT: the pid directory is gone (or, for exe, a kernel thread has none).
+ * ESRCH: the process exited between open() and read().
+ * Both mean the process vanished, which a poller sees all the time.
+ */
+const VANISHED: ReadonlySet<string | undefined> = new Set(['ENOENT', 'ESRCH'])
+
+/**
+ * Thin synchronous reader of a procfs tree. Synchronous on purpose: the agent polls
+ * it in a hot loop, and for small /proc files the sync calls cost less than the
+ * promise machinery around their async versions.
+ *
+ * Every per-pid method returns `undefined` when the process no longer exists, throws
+ * {@link ProcReadError} for any other failure (`PROC_ACCESS` on EACCES/EPERM), and lets
+ * a {@link ProcParseError} from the parsers propagate.
+ */
+export class ProcReader {
+  /** @param root - the procfs mount to read; default `/proc`, a fixture tree in tests. */
+  constructor(readonly root = '/proc') {}
+
+  /**
+   * The pids present under the root, ascending.
+   *
+   * @throws {ProcReadError} when the root cannot be listed: with no procfs there is
+   *   nothing to watch, and an empty list would hide that.
+   */
+  listPids(): number[] {
+    let names: string[]
+    try {
+      names = readdirSync(this.root)
+    } catch (err) {
+      throw new ProcReadError(this.root, err)
+    }
+    const pids: number[] = []
+    for (const name of names) {
+      if (/^\d+$/.test(name)) pids.push(Number(name))
+    }
+    return pids.sort((a, b) => a - b)
+  }
+
+  /** Parsed `/proc/<pid>/stat`. */
+  stat(pid: number): ProcStat | undefined {
+    const text = this.text(pid, 'stat')
+    return text === undefined ? undefined : parseStat(text)
+  }
+
+  /** Parsed `/proc/<pid>/status`. */
+  status(pid: number): ProcStatus | undefined {
+    const text = this.text(pid, 'status')
+    return text === undefined ? undefined : parseStatus(text)
+  }
+
+  /** Parsed `/proc/<pid>/limits`. */
+  limits(pid: number): RlimitTable | undefined {
+    const text = this.text(pid, 'limits')
+    return text === undefined ? undefined : parseLimits(text)
+  }
+
+  /** The arguments in `/proc/<pid>/cmdline`; `[]` for a kernel thread or zombie. */
+  cmdline(pid: number): string[] | undefined {
+    const path = this.path(pid, 'cmdline')
+    const buf = this.attempt(path, () => readFileSync(path))
+    return buf === undefined ? undefined : parseCmdline(buf)
+  }
+
+  /**
+   * The target of `/proc/<pid>/exe`, possibly ending in `" (deleted)"`; `undefined`
+   * for a kernel thread (no executable) as for a vanished process.
+   */
+  exe(pid: number): string | undefined {
+    const path = this.path(pid, 'exe')
+    return this.attempt(path, () => readlinkSync(path))
+  }
+
+  /** Raw text of `/proc/<pid>/maps`. */
+  maps(pid: number): string | undefined {
+    return this.text(pid, 'maps')
+  }
+
+  /** Raw text of `/proc/<pid>/cgroup`. */
+  cgroup(pid: number): string | undefined {
+    return this.text(pid, 'cgroup')
+  }
+
+  /** Raw text of `/proc/<pid>/mountinfo`. */
+  mountinfo(pid: number): string | undefined {
+    return this.text(pid, 'mountinfo')
+  }
+
+  /** The path of `file` under the pid's directory, e.g. `/proc/42/limits`. */
+  path(pid: number, file: string): string {
+    return `${this.root}/${pid}/${file}`
+  }
+
+  private text(pid: number, file: string): string | undefined {
+    const path = this.path(pid, file)
+    return this.attempt(path, () => readFileSync(path, 'utf8'))
+  }
+
+  /** Runs one fs call: a vanished process gives `undefined`, anything else throws. */
+  private attempt<T>(path: string, read: () => T): T | undefined {
+    try {
+      return read()
+    } catch (err) {
+      if (VANISHED.has(errnoOf(err))) return undefined
+      throw new ProcReadError(path, err)
+    }
+  }
+}

@@ -1,0 +1,297 @@
+import { randomUUID } from 'node:crypto'
+import type { Logger } from 'pino'
+import { findMemoryCgroup } from '../cgroup/memory-cgroup.js'
+import type { StackCapture } from '../capture/capture.js'
+import { buildIncident } from '../capture/incident.js'
+import type { Config } from '../config.js'
+import { CaptureGate } from '../detect/cooldown.js'
+import { findRisks, type Risk } from '../detect/rlimit-rules.js'
+import { Series } from '../detect/series.js'
+import { assess, nextIntervalMs, type Verdict } from '../detect/trigger.js'
+import type { EventPayload, ProcessInfo } from '../events.js'
+import { chooseLimit } from '../limit.js'
+import { ProcReadError } from '../proc/errors.js'
+import type { ProcReader } from '../proc/reader.js'
+import { Discovery, type Found } from './discovery.js'
+import { Group } from './group.js'
+
+/** What the watcher needs from the outside; all I/O beyond /proc and cgroupfs comes in here. */
+export interface WatcherDeps {
+  config: Pick<
+    Config,
+    'procRoot' | 'match' | 'memoryLimit' | 'intervalMs' | 'fastIntervalMs' | 'refreshMs' | 'scanMs' | 'windowMs' | 'triggerFraction' | 'triggerSeconds' | 'cooldownMs' | 'nofileRisk'
+  >
+  proc: ProcReader
+  hostMemoryBytes: number
+  pageSize: number
+  /** Pids never to watch: the agent itself and the py-spy runs it starts. */
+  ownPids: ReadonlySet<number>
+  emit: (payload: Exclude<EventPayload, { type: 'hello' }>) => void
+  capture: (pid: number) => Promise<StackCapture>
+  logger: Logger
+  /** Monotonic milliseconds. */
+  now?: () => number
+}
+
+/** One watched process. */
+interface Watched {
+  info: ProcessInfo
+  group: Group
+  series: Series
+  gate: CaptureGate
+  risks: Risk[]
+  lastRefresh: number
+  peakRss: number
+  lastIncidentId?: string
+}
+
+/**
+ * The polling loop: scans /proc for Python processes, reads each container's usage every
+ * tick (fast while it grows or nears its limit), reads per-process detail where it moves,
+ * and captures the runaway. Readers and detector know nothing of each other; this is
+ * where they meet.
+ */
+export class Watcher {
+  readonly #deps: WatcherDeps
+  readonly #now: () => number
+  readonly #discovery: Discovery
+  readonly #watched = new Map<number, Watched>()
+  readonly #groups = new Map<string, Group>()
+  readonly #captures = new Set<Promise<void>>()
+  readonly #reported = new Set<string>()
+  #timer: NodeJS.Timeout | undefined
+  #lastScan = -Infinity
+  #scanned = false
+  #stopped = false
+
+  constructor(deps: WatcherDeps) {
+    this.#deps = deps
+    this.#now = deps.now ?? (() => performance.now())
+    this.#discovery = new Discovery(deps.proc, deps.config.match, (pid, error) => this.#reportOnce(`read:${pid}`, error))
+  }
+
+  /** True once the first scan is done. */
+  get ready(): boolean {
+    return this.#scanned
+  }
+
+  /** The processes watched now, as a `hello` lists them. */
+  processes(): ProcessInfo[] {
+    return [...this.#watched.values()].map(w => ({ ...w.info, memory: { ...w.info.memory, rssBytes: w.series.last()?.bytes ?? 0 } }))
+  }
+
+  /** Runs the first tick now and keeps ticking until `stop()`. */
+  start(): void {
+    this.#tick()
+  }
+
+  /** Stops ticking, waits for captures under way, and closes cgroup handles. Idempotent. */
+  async stop(): Promise<void> {
+    this.#stopped = true
+    clearTimeout(this.#timer)
+    await Promise.all(this.#captures)
+    for (const group of this.#groups.values()) group.close()
+    this.#groups.clear()
+  }
+
+  #tick(): void {
+    if (this.#stopped) return
+    const now = this.#now()
+    const { config } = this.#deps
+    if (now - this.#lastScan >= config.scanMs) this.#scan(now)
+    let delay = config.intervalMs
+    let rising = false
+    for (const group of this.#groups.values()) {
+      const error = group.sample(now)
+      if (error) this.#reportOnce(`cgroup:${group.key}`, error)
+      if (group.hasUsage) group.verdict = assess(group.series.samples(), group.limit.bytes, this.#triggerOptions)
+    }
+    for (const w of [...this.#watched.values()]) {
+      const hot = !w.group.hasUsage || w.group.verdict?.state !== 'steady'
+      if (hot || now - w.lastRefresh >= config.refreshMs) this.#refresh(w, now)
+    }
+    for (const group of this.#groups.values()) {
+      const verdicts = group.hasUsage ? [this.#judgeGroup(group, now)] : this.#judgeMembers(group, now)
+      for (const verdict of verdicts) {
+        delay = Math.min(delay, nextIntervalMs(verdict, config.intervalMs, config.fastIntervalMs, config.triggerFraction))
+        rising ||= verdict?.state !== 'steady' && verdict !== undefined
+      }
+    }
+    // A container that grows may have a new process to explain it (a daemon's child).
+    if (rising && now - this.#lastScan >= config.intervalMs) this.#scan(now)
+    this.#timer = setTimeout(() => this.#tick(), delay)
+  }
+
+  get #triggerOptions() {
+    const { triggerFraction, triggerSeconds, windowMs } = this.#deps.config
+    return { fraction: triggerFraction, seconds: triggerSeconds, windowMs }
+  }
+
+  /** A cgroup's verdict; when it is a runaway, the member whose RSS grew most is captured. */
+  #judgeGroup(group: Group, now: number): Verdict | undefined {
+    const verdict = group.verdict
+    if (verdict?.reason) {
+      const culprit = this.#fastestGrowing(group, now)
+      if (culprit) this.#trigger(culprit, verdict as Verdict & { reason: NonNullable<Verdict['reason']> }, now)
+    }
+    return verdict
+  }
+
+  /** Without a cgroup usage, each member's RSS is judged against the limit. */
+  #judgeMembers(group: Group, now: number): Verdict[] {
+    return [...group.members].flatMap(pid => {
+      const w = this.#watched.get(pid)
+      if (!w) return []
+      const verdict = assess(w.series.samples(), group.limit.bytes, this.#triggerOptions)
+      if (verdict.reason) this.#trigger(w, verdict as Verdict & { reason: NonNullable<Verdict['reason']> }, now)
+      return [verdict]
+    })
+  }
+
+  #fastestGrowing(group: Group, now: number): Watched | undefined {
+    let best: Watched | undefined
+    let bestGrowth = 0
+    for (const pid of group.members) {
+      const w = this.#watched.get(pid)
+      if (!w) continue
+      // Baseline: the last sample before the window (a cold member was read only at refreshMs).
+      const samples = w.series.samples()
+      const inWindow = samples.findIndex(sample => now - sample.t <= this.#deps.config.windowMs)
+      const baseline = samples[Math.max(0, inWindow - 1)]
+      const growth = (w.series.last()?.bytes ?? 0) - (baseline?.bytes ?? 0)
+      if (growth > bestGrowth) [best, bestGrowth] = [w, growth]
+    }
+    return best
+  }
+
+  #scan(now: number): void {
+    this.#lastScan = now
+    const pids = this.#deps.proc.listPids()
+    const present = new Set(pids)
+    for (const w of [...this.#watched.values()]) if (!present.has(w.info.pid)) this.#exit(w)
+    this.#discovery.prune(present)
+    for (const pid of pids) {
+      if (this.#watched.has(pid) || this.#deps.ownPids.has(pid)) continue
+      const found = this.#discovery.examine(pid, now)
+      if (found) this.#watch(found, now)
+    }
+    this.#scanned = true
+  }
+
+  #watch(found: Found, now: number): void {
+    const { config, pageSize } = this.#deps
+    const cgroup = findMemoryCgroup(config.procRoot, found.pid)
+    const limit = chooseLimit(cgroup, config.memoryLimit, this.#deps.hostMemoryBytes)
+    const key = cgroup?.id ?? limit.source
+    let group = this.#groups.get(key)
+    if (!group) {
+      group = new Group(key, limit, cgroup)
+      group.sample(now)
+      this.#groups.set(key, group)
+    }
+    const rssBytes = found.rssPages * pageSize
+    const info: ProcessInfo = {
+      pid: found.pid,
+      startTime: found.startTime,
+      cmdline: found.cmdline,
+      exe: found.exe,
+      python: found.python,
+      rlimits: found.rlimits,
+      memory: {
+        rssBytes,
+        limit: group.limit,
+        ...(cgroup && { cgroup: { version: cgroup.version, dir: cgroup.dir, via: cgroup.via, ...usageOf(group) } }),
+      },
+    }
+    const series = new Series()
+    series.push({ t: now, bytes: rssBytes })
+    const risks = findRisks(found.rlimits, { nofileRisk: config.nofileRisk })
+    const w: Watched = { info, group, series, gate: new CaptureGate(config.cooldownMs), risks, lastRefresh: now, peakRss: rssBytes }
+    this.#watched.set(found.pid, w)
+    group.members.add(found.pid)
+    this.#deps.emit({ type: 'process', ...info })
+    for (const risk of risks) this.#deps.emit({ type: 'risk', pid: found.pid, cmdline: found.cmdline, ...risk })
+  }
+
+  #refresh(w: Watched, now: number): void {
+    let stat
+    try {
+      stat = this.#deps.proc.stat(w.info.pid)
+    } catch (error) {
+      /* c8 ignore next */ if (!(error instanceof ProcReadError)) throw error // parse errors are bugs to see
+      this.#reportOnce(`stat:${w.info.pid}`, error)
+      return
+    }
+    // A zombie's memory is gone; a different start time is a reused pid.
+    if (!stat || stat.startTime !== w.info.startTime || stat.state === 'Z' || stat.state === 'X') return this.#exit(w)
+    const bytes = stat.rssPages * this.#deps.pageSize
+    w.series.push({ t: now, bytes })
+    w.peakRss = Math.max(w.peakRss, bytes)
+    w.lastRefresh = now
+  }
+
+  #exit(w: Watched): void {
+    const { pid, cmdline } = w.info
+    this.#watched.delete(pid)
+    w.group.members.delete(pid)
+    const oomKilled = w.group.takeOomKill()
+    this.#deps.emit({ type: 'exit', pid, cmdline, oomKilled, ...(w.lastIncidentId && { lastIncidentId: w.lastIncidentId }), peakRssBytes: w.peakRss })
+    if (w.group.members.size === 0) {
+      w.group.close()
+      this.#groups.delete(w.group.key)
+    }
+  }
+
+  #trigger(w: Watched, verdict: Verdict & { reason: NonNullable<Verdict['reason']> }, now: number): void {
+    if (!w.gate.tryEnter(verdict.reason, now)) return
+    const capture = this.#capture(w, verdict).finally(() => {
+      w.gate.leave()
+      this.#captures.delete(capture)
+    })
+    this.#captures.add(capture)
+  }
+
+  async #capture(w: Watched, verdict: Verdict & { reason: NonNullable<Verdict['reason']> }): Promise<void> {
+    const started = performance.now()
+    const { pid, cmdline } = w.info
+    const stacking = this.#deps.capture(pid)
+    // The rlimits are read again while py-spy runs: the snapshot is of the moment.
+    const rlimits = this.#readLimits(pid) ?? w.info.rlimits
+    const stack = await stacking
+    const id = `${pid}-${randomUUID().slice(0, 8)}`
+    const incident = buildIncident({
+      id,
+      pid,
+      cmdline,
+      verdict,
+      rssBytes: w.series.last()?.bytes ?? 0,
+      limit: w.group.limit,
+      rlimits,
+      risks: findRisks(rlimits, { nofileRisk: this.#deps.config.nofileRisk }),
+      stack,
+      triggerToStackMs: performance.now() - started,
+    })
+    w.lastIncidentId = id
+    this.#deps.emit(incident)
+  }
+
+  #readLimits(pid: number) {
+    try {
+      return this.#deps.proc.limits(pid)
+    } catch {
+      return undefined
+    }
+  }
+
+  /** Logs a failure once per key, so a broken file does not flood the log every tick. */
+  #reportOnce(key: string, error: Error): void {
+    if (this.#reported.has(key)) return
+    this.#reported.add(key)
+    this.#deps.logger.warn({ err: { message: error.message, code: (error as NodeJS.ErrnoException).code } }, `watching goes on despite: ${error.message}`)
+  }
+}
+
+function usageOf(group: Group): { usageBytes?: number } {
+  const usage = group.series.last()?.bytes
+  return usage === undefined ? {} : { usageBytes: usage }
+}

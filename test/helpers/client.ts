@@ -1,0 +1,50 @@
+import { WebSocket } from 'ws'
+import type { OomwatchEvent } from '../../src/events.js'
+
+/** An event as a client received it, with the monotonic time of its arrival. */
+export type Received = OomwatchEvent & { receivedAt: number }
+
+/** A real WebSocket client that keeps every event it receives. */
+export interface TestClient {
+  events: Received[]
+  /** Resolves with the first event (already received or to come) that matches. */
+  waitFor<T extends Received>(match: (event: Received) => event is T, timeoutMs?: number): Promise<T>
+  waitFor(match: (event: Received) => boolean, timeoutMs?: number): Promise<Received>
+  close(): void
+}
+
+export async function connect(port: number, options: { headers?: Record<string, string>; onEvent?: (event: Received) => void } = {}): Promise<TestClient> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/`, { headers: options.headers ?? {} })
+  const events: Received[] = []
+  const waiters = new Set<() => void>()
+  ws.on('message', data => {
+    const event = { ...(JSON.parse(String(data)) as OomwatchEvent), receivedAt: performance.now() }
+    options.onEvent?.(event)
+    events.push(event)
+    for (const wake of waiters) wake()
+  })
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve())
+    ws.once('error', reject)
+  })
+  const waitFor = (match: (event: Received) => boolean, timeoutMs = 30_000) =>
+    new Promise<Received>((resolve, reject) => {
+      const check = () => {
+        const found = events.find(match)
+        if (!found) return
+        cleanup()
+        resolve(found)
+      }
+      const timer = setTimeout(() => {
+        cleanup()
+        reject(new Error(`no matching event within ${timeoutMs} ms; got: ${events.map(e => `${e.type}${'pid' in e ? `(${e.pid})` : ''}`).join(' ')}`))
+      }, timeoutMs)
+      const cleanup = () => {
+        clearTimeout(timer)
+        waiters.delete(check)
+      }
+      waiters.add(check)
+      check()
+    })
+  return { events, waitFor: waitFor as TestClient['waitFor'], close: () => ws.close() }
+}
