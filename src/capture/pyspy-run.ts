@@ -21,7 +21,9 @@ export function runOnce(bin: string, args: string[], timeoutMs: number, onSpawn?
   const started = performance.now()
   return new Promise(resolve => {
     // RUST_BACKTRACE=0: py-spy's errors are one line, not a Rust backtrace.
-    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_BACKTRACE: '0' } })
+    // detached: its own process group, so a timeout also kills what it started (a wrapper
+    // script's children hold the output pipes, and 'close' would wait for them forever).
+    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_BACKTRACE: '0' }, detached: true })
     const out: Buffer[] = []
     const err: Buffer[] = []
     let size = 0
@@ -36,10 +38,22 @@ export function runOnce(bin: string, args: string[], timeoutMs: number, onSpawn?
     child.stderr.on('data', collect(err))
     if (child.pid !== undefined) onSpawn?.(child.pid)
     let killTimer: NodeJS.Timeout | undefined
+    const kill = (signal: NodeJS.Signals) => {
+      try {
+        process.kill(-child.pid!, signal)
+      } catch {
+        // ESRCH: every process of the group is gone already; only 'close' is pending
+      }
+    }
     const timer = setTimeout(() => {
       timedOut = true
-      child.kill('SIGTERM')
-      killTimer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS)
+      kill('SIGTERM')
+      killTimer = setTimeout(() => {
+        kill('SIGKILL')
+        // A descendant that left the group may still hold the pipes: stop waiting for them.
+        child.stdout.destroy()
+        child.stderr.destroy()
+      }, KILL_GRACE_MS)
     }, timeoutMs)
     child.on('error', error => {
       spawnError = error
