@@ -8,6 +8,7 @@ import { redactConfig, type Config } from './config.js'
 import { EventHub } from './events.js'
 import { logSink } from './log.js'
 import { ProcReader } from './proc/reader.js'
+import { SelfUsage } from './self-usage.js'
 import { StreamServer } from './stream/server.js'
 import { Watcher } from './watch/watcher.js'
 
@@ -26,6 +27,7 @@ export class AgentConfigError extends Error {
 export class Agent {
   readonly #watcher: Watcher
   readonly #server: StreamServer
+  readonly #self: SelfUsage
   readonly #logger: Logger
   #stopping: Promise<void> | undefined
 
@@ -37,10 +39,12 @@ export class Agent {
     readonly hub: EventHub,
     watcher: Watcher,
     server: StreamServer,
+    self: SelfUsage,
     logger: Logger,
   ) {
     this.#watcher = watcher
     this.#server = server
+    this.#self = self
     this.#logger = logger
   }
 
@@ -49,6 +53,8 @@ export class Agent {
     const pyspy = await locatePyspy(config.pyspy)
     if ('error' in pyspy && config.pyspy !== undefined) throw new AgentConfigError(`${pyspy.error}; ${pyspy.remedy}`)
     if ('error' in pyspy) logger.warn({ pyspy }, `py-spy not found: incidents will carry no stack. ${pyspy.remedy}`)
+    const self = new SelfUsage()
+    await self.start()
     const hub = new EventHub()
     const ownPids = new Set([process.pid])
     const bin = 'path' in pyspy ? pyspy.path : undefined
@@ -67,7 +73,7 @@ export class Agent {
       port: config.port,
       ...(config.token !== undefined && { token: config.token }),
       heartbeatMs: config.heartbeatMs,
-      greet: () => hub.greet({ type: 'hello', version: VERSION, config: redactConfig(config), pyspy, watching: watcher.processes() }),
+      greet: () => hub.greet({ type: 'hello', version: VERSION, config: redactConfig(config), pyspy, agent: self.current, watching: watcher.processes() }),
       isReady: () => watcher.ready,
       logger,
     })
@@ -76,8 +82,8 @@ export class Agent {
     })
     hub.subscribe(logSink(logger))
     hub.subscribe(event => server.broadcast(event))
-    const agent = new Agent(config, pyspy, port, hub, watcher, server, logger)
-    logger.info({ port, host: config.host, pyspy, version: VERSION }, `oomwatch ${VERSION} listening on ws://${config.host}:${port}/`)
+    const agent = new Agent(config, pyspy, port, hub, watcher, server, self, logger)
+    logger.info({ port, host: config.host, pyspy, version: VERSION, rssBytes: self.current.rssBytes }, `oomwatch ${VERSION} listening on ws://${config.host}:${port}/`)
     watcher.start()
     return agent
   }
@@ -87,6 +93,7 @@ export class Agent {
     this.#stopping ??= (async () => {
       await this.#watcher.stop()
       await this.#server.close()
+      this.#self.stop()
       this.#logger.info('oomwatch stopped')
       this.#logger.flush()
     })()

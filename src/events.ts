@@ -35,7 +35,15 @@ export interface HelloPayload {
   /** The effective configuration; secrets are replaced by whether they are set. */
   config: Record<string, unknown>
   pyspy: PyspyInfo
+  /** The agent's own cost, as pidusage last measured it (CPU over the last 10 s). */
+  agent: AgentUsage
   watching: ProcessInfo[]
+}
+
+export interface AgentUsage {
+  pid: number
+  cpuPercent?: number
+  rssBytes?: number
 }
 
 export interface ProcessPayload extends ProcessInfo {
@@ -60,6 +68,14 @@ export interface IncidentMemory {
   secondsToLimit: number | null
 }
 
+/** The process at the trigger, from /proc/<pid>/status. */
+export interface IncidentProcess {
+  threads?: number
+  /** Peak RSS (VmHWM). */
+  hwmBytes?: number
+  swapBytes?: number
+}
+
 export interface IncidentPayload {
   type: 'incident'
   id: string
@@ -69,6 +85,7 @@ export interface IncidentPayload {
   /** The whole story in one sentence: frame, growth, limit, and the rlimit that explains it. */
   summary: string
   memory: IncidentMemory
+  process: IncidentProcess
   /** The rlimit table read at the trigger. */
   rlimits: RlimitTable
   /** Risks of this process's rlimits: the likely explanation. */

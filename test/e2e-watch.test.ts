@@ -60,6 +60,8 @@ t.test('processes that are not Python are never watched', async t => {
   t.ok(watched.includes(python.pid!), 'hello lists the Python process')
   t.notOk(notPython.some(child => watched.includes(child.pid!)), 'and none of the others')
   t.notOk(watched.includes(process.pid), 'nor the agent itself')
+  t.equal(hello.agent.pid, process.pid, "hello reports the agent's own pid")
+  t.ok((hello.agent.rssBytes ?? 0) > 10 << 20, "and its own RSS, as pidusage reads it")
 })
 
 t.test('without a cgroup limit, OOMWATCH_MEMORY_LIMIT is the limit, and says so', async t => {

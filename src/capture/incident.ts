@@ -1,6 +1,6 @@
 import type { Verdict } from '../detect/trigger.js'
 import type { Risk } from '../detect/rlimit-rules.js'
-import type { IncidentPayload } from '../events.js'
+import type { IncidentPayload, IncidentProcess } from '../events.js'
 import { formatBytes } from '../quantity.js'
 import type { MemoryLimit, RlimitTable } from '../types.js'
 import type { StackCapture } from './capture.js'
@@ -15,6 +15,7 @@ export interface IncidentParts {
   limit: MemoryLimit
   rlimits: RlimitTable
   risks: Risk[]
+  process: IncidentProcess
   stack: StackCapture
   triggerToStackMs: number
 }
@@ -40,6 +41,7 @@ export function buildIncident(parts: IncidentParts): IncidentPayload {
       growthBytesPerSec: Math.round(verdict.bytesPerSec),
       secondsToLimit: ttl,
     },
+    process: parts.process,
     rlimits: parts.rlimits,
     risks: parts.risks,
     threads: stack.threads,

@@ -255,9 +255,16 @@ export class Watcher {
     const started = performance.now()
     const { pid, cmdline } = w.info
     const stacking = this.#deps.capture(pid)
-    // The rlimits are read again while py-spy runs: the snapshot is of the moment.
-    const rlimits = this.#readLimits(pid) ?? w.info.rlimits
+    // While py-spy runs: the rlimits again (the snapshot is of the moment), and the
+    // process's own figures.
+    const rlimits = this.#read(() => this.#deps.proc.limits(pid)) ?? w.info.rlimits
+    const status = this.#read(() => this.#deps.proc.status(pid))
     const stack = await stacking
+    const processFigures = {
+      ...(status?.threads !== undefined && { threads: status.threads }),
+      ...(status?.hwmBytes !== undefined && { hwmBytes: status.hwmBytes }),
+      ...(status?.swapBytes !== undefined && { swapBytes: status.swapBytes }),
+    }
     const id = `${pid}-${randomUUID().slice(0, 8)}`
     const incident = buildIncident({
       id,
@@ -268,6 +275,7 @@ export class Watcher {
       limit: w.group.limit,
       rlimits,
       risks: findRisks(rlimits, { nofileRisk: this.#deps.config.nofileRisk }),
+      process: processFigures,
       stack,
       triggerToStackMs: performance.now() - started,
     })
@@ -275,10 +283,12 @@ export class Watcher {
     this.#deps.emit(incident)
   }
 
-  #readLimits(pid: number) {
+  /** A read at capture time; a process that is gone or unreadable leaves the figure out. */
+  #read<T>(read: () => T | undefined): T | undefined {
     try {
-      return this.#deps.proc.limits(pid)
-    } catch {
+      return read()
+    } catch (error) {
+      /* c8 ignore next */ if (!(error instanceof ProcReadError)) throw error // parse errors are bugs to see
       return undefined
     }
   }
