@@ -3,6 +3,8 @@ import { Agent, AgentConfigError, VERSION } from './agent.js'
 import { ConfigError, helpText, loadConfig } from './config.js'
 import { createLogger } from './log.js'
 
+const STOP_DEADLINE_MS = 1800
+
 /** Exit codes: 0 ok (and after SIGTERM/SIGINT), 2 bad configuration, 1 anything unexpected. */
 async function main(): Promise<number | undefined> {
   let loaded
@@ -26,6 +28,13 @@ async function main(): Promise<number | undefined> {
   }
   const stop = (signal: NodeJS.Signals) => {
     logger.info({ signal }, `stopping on ${signal}`)
+    // Kubernetes waits terminationGracePeriodSeconds, but a sidecar should not make it wait:
+    // every part stops at once (py-spy is killed, not awaited); this is only a backstop.
+    setTimeout(() => {
+      logger.warn('stop took over 1.8 s; exiting anyway')
+      logger.flush()
+      process.exit(0)
+    }, STOP_DEADLINE_MS).unref()
     void agent.stop().then(() => process.exit(0))
   }
   process.once('SIGTERM', stop)

@@ -52,6 +52,16 @@ export interface Config {
   heartbeatMs: number
   /** `--log-level` / `OOMWATCH_LOG_LEVEL`: pino level. Default `info`. */
   logLevel: LogLevel
+  /** `--journal-dir` / `OOMWATCH_JOURNAL_DIR`: where events are journaled for replay across restarts. Unset: memory only. */
+  journalDir?: string
+  /** `--journal-max-bytes` / `OOMWATCH_JOURNAL_MAX_BYTES`: disk the journal may use. Default 64 MiB. */
+  journalMaxBytes: number
+  /** `--max-clients` / `OOMWATCH_MAX_CLIENTS`: WebSocket clients at once. Default 64. */
+  maxClients: number
+  /** `--allow-unauthenticated` / `OOMWATCH_ALLOW_UNAUTHENTICATED`: listen beyond loopback without a token. Default false. */
+  allowUnauthenticated: boolean
+  /** `--allowed-origins` / `OOMWATCH_ALLOWED_ORIGINS`: browser origins allowed besides the agent's own. Unset: only its own. */
+  allowedOrigins?: string[]
 }
 
 /** Why a value was refused, phrased as what is accepted (`expected ...`). */
@@ -322,6 +332,61 @@ export const SETTINGS: SettingsTable = {
       return level === undefined ? { reason: `expected one of ${LOG_LEVELS.join(', ')}` } : { value: level }
     },
   },
+  journalDir: {
+    flag: 'journal-dir',
+    env: 'OOMWATCH_JOURNAL_DIR',
+    arg: '<dir>',
+    describe: 'Directory where events are journaled (the pod\'s emptyDir), so a restarted agent replays them and seq goes on.',
+    unset: 'events kept in memory only',
+    parse: nonEmpty('a directory'),
+    verify: dir => {
+      try {
+        return statSync(dir).isDirectory() ? undefined : 'expected a directory, found another kind of file'
+      } catch {
+        return undefined // created at start
+      }
+    },
+  },
+  journalMaxBytes: {
+    flag: 'journal-max-bytes',
+    env: 'OOMWATCH_JOURNAL_MAX_BYTES',
+    arg: '<bytes>',
+    describe: 'Disk the journal may use, bytes or a quantity (64Mi); the oldest events rotate away.',
+    default: 64 * 1024 * 1024,
+    parse: text => {
+      const bytes = tryParseQuantity(text)
+      if (bytes instanceof QuantityError) return { reason: bytes.detail }
+      return bytes >= 1024 * 1024 ? { value: bytes } : { reason: 'expected at least 1Mi' }
+    },
+  },
+  maxClients: {
+    flag: 'max-clients',
+    env: 'OOMWATCH_MAX_CLIENTS',
+    arg: '<count>',
+    describe: 'WebSocket clients at once; more are refused with 503.',
+    default: 64,
+    parse: integer(1, 10000),
+  },
+  allowUnauthenticated: {
+    flag: 'allow-unauthenticated',
+    env: 'OOMWATCH_ALLOW_UNAUTHENTICATED',
+    arg: '<true|false>',
+    describe: 'Listen on an address beyond loopback without a token (anyone who reaches it reads stacks and command lines).',
+    default: false,
+    parse: text => (/^(true|1)$/i.test(text) ? { value: true } : /^(false|0)$/i.test(text) ? { value: false } : { reason: 'expected true or false' }),
+  },
+  allowedOrigins: {
+    flag: 'allowed-origins',
+    env: 'OOMWATCH_ALLOWED_ORIGINS',
+    arg: '<origins>',
+    describe: 'Comma-separated browser origins (https://grafana.example) allowed to connect besides the agent\'s own page.',
+    unset: 'only the agent\'s own origin',
+    parse: text => {
+      const origins = text.split(',').map(origin => origin.trim())
+      const bad = origins.find(origin => !/^https?:\/\/[^/\s]+$/.test(origin))
+      return bad === undefined ? { value: origins } : { reason: `expected origins like https://host:port, separated by commas; "${bad}" is not one` }
+    },
+  },
 }
 
 type AnySetting = Setting<unknown>
@@ -513,8 +578,25 @@ export function loadConfig(
     problems.push(problem(SETTINGS.fastIntervalMs, fastOrigin, `expected at most the interval (${interval} ms, ${from})`))
   }
 
+  // Stacks and command lines are for the people on call, not for whoever reaches the port.
+  const hostOrigin = origins.get('host')
+  if (hostOrigin && !isLoopback(values.host as string) && values.token === undefined && values.allowUnauthenticated !== true) {
+    problems.push(
+      problem(
+        SETTINGS.host,
+        hostOrigin,
+        'listening beyond loopback needs a token (--token / OOMWATCH_TOKEN), or --allow-unauthenticated / OOMWATCH_ALLOW_UNAUTHENTICATED=true to accept that anyone who reaches the port reads stacks and command lines',
+      ),
+    )
+  }
+
   if (problems.length > 0) throw new ConfigError(problems)
   return values as unknown as Config
+}
+
+/** 127.0.0.0/8, ::1 and localhost: reachable from this pod only (and through kubectl port-forward). */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
 }
 
 const HELP_WIDTH = 80

@@ -32,12 +32,23 @@ export interface ProcessInfo {
 export interface HelloPayload {
   type: 'hello'
   version: string
+  /** When this agent started (ISO 8601): a new value with a lower seq means a restart without a journal. */
+  startedAt: string
   /** The effective configuration; secrets are replaced by whether they are set. */
   config: Record<string, unknown>
   pyspy: PyspyInfo
   /** The agent's own cost, as pidusage last measured it (CPU over the last 10 s). */
   agent: AgentUsage
   watching: ProcessInfo[]
+  /** With `?since=SEQ`: what follows this hello before the live stream. */
+  replay?: { since: number; count: number; missed: number }
+}
+
+/** Sent to one client that sent something the protocol does not define. */
+export interface ClientErrorPayload {
+  type: 'error'
+  code: 'CLIENT_MESSAGE_UNSUPPORTED'
+  message: string
 }
 
 export interface AgentUsage {
@@ -110,7 +121,10 @@ export interface ExitPayload {
   peakRssBytes?: number
 }
 
-export type EventPayload = HelloPayload | ProcessPayload | RiskPayload | IncidentPayload | ExitPayload
+export type EventPayload = HelloPayload | ClientErrorPayload | ProcessPayload | RiskPayload | IncidentPayload | ExitPayload
+
+/** Events for one client only; they carry the current seq without taking one. */
+type PerClient = HelloPayload | ClientErrorPayload
 
 /** An event as sent: the payload with its sequence number and ISO 8601 time. */
 export type OomwatchEvent = EventPayload & { seq: number; ts: string }
@@ -125,8 +139,13 @@ export type Sink = (event: OomwatchEvent) => void
  * else's greeting, and the greeted client knows the next event is `seq + 1`.
  */
 export class EventHub {
-  #seq = 0
+  #seq: number
   readonly #sinks: Sink[] = []
+
+  /** @param lastSeq the seq to continue after (the journal's newest, across restarts). */
+  constructor(lastSeq = 0) {
+    this.#seq = lastSeq
+  }
 
   /** Adds a sink; returns its remover. */
   subscribe(sink: Sink): () => void {
@@ -137,15 +156,20 @@ export class EventHub {
     }
   }
 
+  /** The seq of the last broadcast event. */
+  get lastSeq(): number {
+    return this.#seq
+  }
+
   /** Stamps and broadcasts one event. */
-  emit<P extends Exclude<EventPayload, HelloPayload>>(payload: P): P & { seq: number; ts: string } {
+  emit<P extends Exclude<EventPayload, PerClient>>(payload: P): P & { seq: number; ts: string } {
     const event = { ...payload, seq: ++this.#seq, ts: new Date().toISOString() }
     for (const sink of this.#sinks) sink(event)
     return event
   }
 
-  /** Stamps a greeting for one client, at the current seq. */
-  greet(payload: HelloPayload): HelloPayload & { seq: number; ts: string } {
+  /** Stamps a greeting (or an error) for one client, at the current seq. */
+  greet<P extends PerClient>(payload: P): P & { seq: number; ts: string } {
     return { ...payload, seq: this.#seq, ts: new Date().toISOString() }
   }
 }

@@ -17,6 +17,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
 
 const LEVEL: Record<OomwatchEvent['type'], 'info' | 'warn' | 'error'> = {
   hello: 'info',
+  error: 'warn',
   process: 'info',
   risk: 'warn',
   incident: 'error',
@@ -47,5 +48,7 @@ function describe(event: OomwatchEvent): string {
       return event.oomKilled ? `pid ${event.pid} was OOM-killed by the kernel` : `pid ${event.pid} exited`
     case 'hello':
       return 'hello'
+    case 'error':
+      return event.message
   }
 }

@@ -46,6 +46,9 @@ t.test('defaults', async t => {
     nofileRisk: 1048576,
     heartbeatMs: 30000,
     logLevel: 'info',
+    journalMaxBytes: 67108864,
+    maxClients: 64,
+    allowUnauthenticated: false,
   }
   t.strictSame(DEFAULTS, expected)
   t.ok(Object.isFrozen(DEFAULTS))
@@ -154,6 +157,11 @@ const BAD: Record<keyof Config, string> = {
   nofileRisk: '0',
   heartbeatMs: 'abc',
   logLevel: 'verbose',
+  journalDir: '/etc/hostname',
+  journalMaxBytes: '1Ki',
+  maxClients: '0',
+  allowUnauthenticated: 'yes',
+  allowedOrigins: 'grafana.example',
 }
 
 t.test('every setting rejects a bad value, naming its flag, variable and value', async t => {
@@ -220,9 +228,29 @@ t.test('integers and numbers parse strictly', async t => {
 
 t.test('host', async t => {
   for (const host of ['0.0.0.0', '::', '::1', 'localhost', 'oomwatch.default.svc.cluster.local', 'my_host']) {
-    t.equal(config(['--host', host]).host, host)
+    t.equal(config(['--host', host], { OOMWATCH_ALLOW_UNAUTHENTICATED: 'true' }).host, host)
   }
   for (const host of ['-x', 'a b', '[::1]', 'host:80', 'x.']) t.equal(problemsOf([`--host=${host}`]).length, 1, host)
+})
+
+t.test('beyond loopback, a token or an explicit --allow-unauthenticated is required', async t => {
+  t.match(problemsOf(['--host', '0.0.0.0']), [/^--host "0\.0\.0\.0": listening beyond loopback needs a token \(--token \/ OOMWATCH_TOKEN\), or --allow-unauthenticated/])
+  t.match(problemsOf([], { OOMWATCH_HOST: '10.1.2.3', OOMWATCH_ALLOW_UNAUTHENTICATED: 'false' }), [/^OOMWATCH_HOST="10\.1\.2\.3": listening beyond loopback/])
+  t.equal(config(['--host', '0.0.0.0'], { OOMWATCH_TOKEN: 's3cret' }).host, '0.0.0.0', 'a token suffices')
+  t.equal(config(['--host', '0.0.0.0', '--allow-unauthenticated', 'true']).allowUnauthenticated, true, 'so does the explicit choice')
+  for (const host of ['127.0.0.1', '127.1.2.3', '::1', 'localhost']) t.equal(config(['--host', host]).host, host, `${host} is loopback`)
+})
+
+t.test('journal, clients and origins', async t => {
+  const dir = t.testdir({ file: 'x' })
+  t.equal(config(['--journal-dir', dir]).journalDir, dir)
+  t.equal(config(['--journal-dir', `${dir}/new`]).journalDir, `${dir}/new`, 'a missing directory is made at start')
+  t.match(problemsOf(['--journal-dir', `${dir}/file`]), [/expected a directory, found another kind of file/])
+  t.equal(config(['--journal-max-bytes', '16Mi']).journalMaxBytes, 16 * 1024 * 1024)
+  t.equal(config([], { OOMWATCH_MAX_CLIENTS: '5' }).maxClients, 5)
+  t.same(config(['--allowed-origins', 'https://grafana.example, http://localhost:3000']).allowedOrigins, ['https://grafana.example', 'http://localhost:3000'])
+  t.match(problemsOf(['--allowed-origins', 'https://ok.example,nope']), [/"nope" is not one/])
+  t.equal(config(['--allow-unauthenticated', '1']).allowUnauthenticated, true)
 })
 
 t.test('procfs root must be an existing directory', async t => {
@@ -272,7 +300,7 @@ t.test('unknown options, missing values and stray arguments', async t => {
   t.strictSame(problemsOf(['-x']), ['unknown option -x (see --help)'])
   t.strictSame(problemsOf(['--prot', '--port', '1']), ['unknown option --prot (see --help)'], '--port still read')
   t.strictSame(problemsOf(['--port']), ['--port: missing value, expected <port> (setting --port / OOMWATCH_PORT)'])
-  t.strictSame(problemsOf(['--port', '--host', 'x']), [
+  t.strictSame(problemsOf(['--port', '--host', 'localhost']), [
     '--port: missing value, expected <port>; a value starting with "-" is written --port=VALUE (setting --port / OOMWATCH_PORT)',
   ])
   t.equal(config(['--match=-v']).match?.source, '-v')

@@ -17,6 +17,8 @@ export interface CaptureOptions {
   timeoutMs: number
   /** Called with py-spy's pid as soon as it runs, so the agent leaves it out of its scans. */
   onSpawn?: (pid: number) => void
+  /** Aborted when the agent stops: py-spy is killed at once. */
+  signal?: AbortSignal
 }
 
 /** Dumps every thread's Python stack of `pid` once. Never rejects. */
@@ -25,7 +27,7 @@ export async function captureStack(pid: number, options: CaptureOptions): Promis
   if (bin === undefined) {
     return { threads: [], pyspyMs: 0, error: { code: 'PYSPY_MISSING', message: 'py-spy was not found when oomwatch started', remedy: INSTALL_REMEDY } }
   }
-  const result = await runOnce(bin, ['dump', '--json', '--pid', String(pid)], options.timeoutMs, options.onSpawn)
+  const result = await runOnce(bin, ['dump', '--json', '--pid', String(pid)], options.timeoutMs, options.onSpawn, options.signal)
   const pyspyMs = Math.round(result.durationMs * 10) / 10
   if (result.exitCode !== 0 || result.timedOut || result.spawnError) {
     return { threads: [], pyspyMs, error: classifyFailure(result, bin, options.timeoutMs) }

@@ -15,9 +15,10 @@ const KILL_GRACE_MS = 500
 /**
  * Runs `bin args...` once, killing it at `timeoutMs` (SIGTERM, then SIGKILL after a
  * grace period). Never rejects: every failure is in the result, so the incident goes
- * out whatever happens. `onSpawn` reports the child's pid, so the agent never watches it.
+ * out whatever happens. `onSpawn` reports the child's pid, so the agent never watches it;
+ * `signal` (the agent stopping) kills it at once.
  */
-export function runOnce(bin: string, args: string[], timeoutMs: number, onSpawn?: (pid: number) => void): Promise<RunResult> {
+export function runOnce(bin: string, args: string[], timeoutMs: number, onSpawn?: (pid: number) => void, signal?: AbortSignal): Promise<RunResult> {
   const started = performance.now()
   return new Promise(resolve => {
     // RUST_BACKTRACE=0: py-spy's errors are one line, not a Rust backtrace.
@@ -45,22 +46,26 @@ export function runOnce(bin: string, args: string[], timeoutMs: number, onSpawn?
         // ESRCH: every process of the group is gone already; only 'close' is pending
       }
     }
+    const killNow = () => {
+      kill('SIGKILL')
+      // A descendant that left the group may still hold the pipes: stop waiting for them.
+      child.stdout.destroy()
+      child.stderr.destroy()
+    }
     const timer = setTimeout(() => {
       timedOut = true
       kill('SIGTERM')
-      killTimer = setTimeout(() => {
-        kill('SIGKILL')
-        // A descendant that left the group may still hold the pipes: stop waiting for them.
-        child.stdout.destroy()
-        child.stderr.destroy()
-      }, KILL_GRACE_MS)
+      killTimer = setTimeout(killNow, KILL_GRACE_MS)
     }, timeoutMs)
+    if (signal?.aborted) killNow()
+    signal?.addEventListener('abort', killNow, { once: true })
     child.on('error', error => {
       spawnError = error
     })
     child.on('close', exitCode => {
       clearTimeout(timer)
       clearTimeout(killTimer)
+      signal?.removeEventListener('abort', killNow)
       resolve({
         stdout: Buffer.concat(out).toString('utf8'),
         stderr: Buffer.concat(err).toString('utf8'),

@@ -15,8 +15,18 @@ export interface StreamOptions {
   token?: string
   /** Ping interval; a client that missed the previous pong is dropped. */
   heartbeatMs: number
-  /** The greeting for a new client (a `hello`, stamped at the current seq). */
-  greet: () => OomwatchEvent
+  /** Clients at once; more are refused with 503. */
+  maxClients: number
+  /** Browser origins allowed besides the agent's own (same host as the request). */
+  allowedOrigins?: string[]
+  /**
+   * The frames a new client gets before the live stream: its `hello`, then with
+   * `?since=SEQ` every kept event after SEQ. Called synchronously on connection, so no
+   * live event can fall between them: no gap, no duplicate.
+   */
+  greet: (since: number | undefined) => OomwatchEvent[]
+  /** An error frame for one client (stamped at the current seq). */
+  clientError: (message: string) => OomwatchEvent
   /** True once the first scan is done; `/readyz` answers 503 before. */
   isReady: () => boolean
   logger: Logger
@@ -26,9 +36,14 @@ export interface StreamOptions {
 const MAX_BUFFERED = 8 << 20
 /** Clients send nothing the protocol defines yet: a tiny frame limit. */
 const MAX_PAYLOAD = 4096
+/** Messages a client may send (each answered by an error frame) before it is closed. */
+const MAX_BAD_MESSAGES = 5
+/** A client closed for slowness that has not closed after this is terminated. */
+const CLOSE_GRACE_MS = 1000
 
 interface Client extends WebSocket {
   isAlive?: boolean
+  badMessages?: number
 }
 
 /**
@@ -47,7 +62,7 @@ export class StreamServer {
     this.#http = createServer((req, res) => this.#onRequest(req, res))
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PAYLOAD, clientTracking: true })
     this.#http.on('upgrade', (req, socket, head) => this.#onUpgrade(req, socket, head))
-    this.#wss.on('connection', (ws: Client) => this.#onConnection(ws))
+    this.#wss.on('connection', (ws: Client, _req: IncomingMessage, since: number | undefined) => this.#onConnection(ws, since))
   }
 
   /** Starts listening; resolves with the bound port. */
@@ -89,7 +104,9 @@ export class StreamServer {
     if (ws.readyState !== WebSocket.OPEN) return
     if (ws.bufferedAmount > MAX_BUFFERED) {
       this.#options.logger.warn({ bufferedBytes: ws.bufferedAmount }, 'closing a client that does not keep up')
-      ws.close(1013, 'too slow: the unsent backlog passed 8 MiB')
+      ws.close(1013, 'too slow: the unsent backlog passed 8 MiB; reconnect with ?since=SEQ')
+      // The close frame waits behind the backlog; a client that reads nothing never sees it.
+      setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref()
       return
     }
     ws.send(frame)
@@ -104,25 +121,57 @@ export class StreamServer {
   }
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const path = new URL(req.url ?? '/', 'http://agent').pathname
-    if (path !== '/') return refuse(socket, 404, 'Not Found')
+    const url = new URL(req.url ?? '/', 'http://agent')
+    if (url.pathname !== '/') return refuse(socket, 404, 'Not Found', 'the stream is at /')
     const { token } = this.#options
     if (token !== undefined && !tokenMatches(req.headers.authorization, token)) {
       this.#options.logger.warn({ remote: req.socket.remoteAddress }, 'refused a client without the bearer token')
-      return refuse(socket, 401, 'Unauthorized')
+      return refuse(socket, 401, 'Unauthorized', 'send Authorization: Bearer <token>')
     }
-    this.#wss.handleUpgrade(req, socket, head, ws => this.#wss.emit('connection', ws, req))
+    if (!this.#originAllowed(req)) {
+      this.#options.logger.warn({ origin: req.headers.origin }, 'refused a browser client from another origin')
+      return refuse(socket, 403, 'Forbidden', 'this origin is not allowed: see --allowed-origins / OOMWATCH_ALLOWED_ORIGINS')
+    }
+    if (this.#wss.clients.size >= this.#options.maxClients) {
+      return refuse(socket, 503, 'Service Unavailable', `${this.#options.maxClients} clients already: see --max-clients / OOMWATCH_MAX_CLIENTS`)
+    }
+    const sinceText = url.searchParams.get('since')
+    if (sinceText !== null && !/^\d{1,15}$/.test(sinceText)) {
+      return refuse(socket, 400, 'Bad Request', `since must be the seq of the last event received (a whole number), not "${sinceText.slice(0, 40)}"`)
+    }
+    const since = sinceText === null ? undefined : Number(sinceText)
+    this.#wss.handleUpgrade(req, socket, head, ws => this.#wss.emit('connection', ws, req, since))
   }
 
-  #onConnection(ws: Client): void {
+  /** Browsers always send Origin; other clients (wscat, scripts) do not and need the token instead. */
+  #originAllowed(req: IncomingMessage): boolean {
+    const origin = req.headers.origin
+    if (origin === undefined) return true
+    if (this.#options.allowedOrigins?.includes(origin)) return true
+    try {
+      return new URL(origin).host === req.headers.host
+    } catch {
+      return false
+    }
+  }
+
+  #onConnection(ws: Client, since: number | undefined): void {
     ws.isAlive = true
     ws.on('pong', () => {
       ws.isAlive = true
     })
-    // The protocol defines nothing for clients to send; an oversized frame closes the
-    // client (ws does that with 1009), anything else is ignored.
+    // ws closes an oversized frame's sender with 1009 and reports it here.
     ws.on('error', error => this.#options.logger.debug({ err: error.message }, 'client error'))
-    this.#send(ws, JSON.stringify(this.#options.greet()))
+    ws.on('message', (_data, isBinary) => this.#onClientMessage(ws, isBinary))
+    for (const event of this.#options.greet(since)) this.#send(ws, JSON.stringify(event))
+  }
+
+  /** The protocol defines nothing for clients to send: each message gets an error frame, then a close. */
+  #onClientMessage(ws: Client, isBinary: boolean): void {
+    if (isBinary) return ws.close(1003, 'oomwatch takes no binary messages')
+    ws.badMessages = (ws.badMessages ?? 0) + 1
+    if (ws.badMessages > MAX_BAD_MESSAGES) return ws.close(1008, 'oomwatch takes no messages; reconnect with ?since=SEQ to replay')
+    this.#send(ws, JSON.stringify(this.#options.clientError('oomwatch takes no messages: it only streams events; to replay, reconnect with ?since=SEQ')))
   }
 
   #ping(): void {
@@ -141,6 +190,8 @@ function reply(res: ServerResponse, status: number, body: string): void {
   res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' }).end(body)
 }
 
-function refuse(socket: Duplex, status: number, text: string): void {
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
+/** Answers an upgrade request with an HTTP error and a one-line reason in the body. */
+function refuse(socket: Duplex, status: number, text: string, reason: string): void {
+  const body = `${reason}\n`
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
 }

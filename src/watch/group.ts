@@ -14,13 +14,19 @@ export class Group {
   #counters: CgroupCounters | undefined
   /** oom_kill count already explained by an exit (or there before we looked). */
   #oomKillsSeen: number
+  /** Why the cgroup's counters could not be opened, to be reported once; members are then judged one by one. */
+  readonly openError: Error | undefined
 
   constructor(
     readonly key: string,
     readonly limit: MemoryLimit,
     readonly cgroup: MemoryCgroup | undefined,
   ) {
-    this.#counters = cgroup ? new CgroupCounters(cgroup) : undefined
+    try {
+      this.#counters = cgroup ? new CgroupCounters(cgroup) : undefined
+    } catch (error) {
+      this.openError = error as Error
+    }
     this.#oomKillsSeen = this.#readOomKills() ?? 0
   }
 

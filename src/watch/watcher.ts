@@ -26,8 +26,9 @@ export interface WatcherDeps {
   pageSize: number
   /** Pids never to watch: the agent itself and the py-spy runs it starts. */
   ownPids: ReadonlySet<number>
-  emit: (payload: Exclude<EventPayload, { type: 'hello' }>) => void
-  capture: (pid: number) => Promise<StackCapture>
+  emit: (payload: Exclude<EventPayload, { type: 'hello' | 'error' }>) => void
+  /** Dumps the stack of `pid`; `signal` aborts when the watcher stops. */
+  capture: (pid: number, signal: AbortSignal) => Promise<StackCapture>
   logger: Logger
   /** Monotonic milliseconds. */
   now?: () => number
@@ -59,6 +60,7 @@ export class Watcher {
   readonly #groups = new Map<string, Group>()
   readonly #captures = new Set<Promise<void>>()
   readonly #reported = new Set<string>()
+  readonly #stopping = new AbortController()
   #timer: NodeJS.Timeout | undefined
   #lastScan = -Infinity
   #scanned = false
@@ -89,6 +91,7 @@ export class Watcher {
   async stop(): Promise<void> {
     this.#stopped = true
     clearTimeout(this.#timer)
+    this.#stopping.abort()
     await Promise.all(this.#captures)
     for (const group of this.#groups.values()) group.close()
     this.#groups.clear()
@@ -186,6 +189,7 @@ export class Watcher {
     let group = this.#groups.get(key)
     if (!group) {
       group = new Group(key, limit, cgroup)
+      if (group.openError) this.#reportOnce(`cgroup:${key}`, group.openError)
       group.sample(now)
       this.#groups.set(key, group)
     }
@@ -254,7 +258,7 @@ export class Watcher {
   async #capture(w: Watched, verdict: Verdict & { reason: NonNullable<Verdict['reason']> }): Promise<void> {
     const started = performance.now()
     const { pid, cmdline } = w.info
-    const stacking = this.#deps.capture(pid)
+    const stacking = this.#deps.capture(pid, this.#stopping.signal)
     // While py-spy runs: the rlimits again (the snapshot is of the moment), and the
     // process's own figures.
     const rlimits = this.#read(() => this.#deps.proc.limits(pid)) ?? w.info.rlimits

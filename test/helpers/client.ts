@@ -13,8 +13,11 @@ export interface TestClient {
   close(): void
 }
 
-export async function connect(port: number, options: { headers?: Record<string, string>; onEvent?: (event: Received) => void } = {}): Promise<TestClient> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/`, { headers: options.headers ?? {} })
+export async function connect(
+  port: number,
+  options: { headers?: Record<string, string>; query?: string; onEvent?: (event: Received) => void } = {},
+): Promise<TestClient> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/${options.query ? `?${options.query}` : ''}`, { headers: options.headers ?? {} })
   const events: Received[] = []
   const waiters = new Set<() => void>()
   ws.on('message', data => {
@@ -47,4 +50,21 @@ export async function connect(port: number, options: { headers?: Record<string, 
       check()
     })
   return { events, waitFor: waitFor as TestClient['waitFor'], close: () => ws.close() }
+}
+
+/** Tries a WebSocket upgrade that should be refused; resolves with the HTTP status and body. */
+export function refusal(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, { headers })
+    ws.on('unexpected-response', (_req, res) => {
+      let body = ''
+      res.on('data', chunk => (body += chunk))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+    })
+    ws.on('open', () => {
+      ws.close()
+      reject(new Error(`the upgrade to ${path} was accepted`))
+    })
+    ws.on('error', () => {}) // the refusal also surfaces as an error after unexpected-response
+  })
 }
