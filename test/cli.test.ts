@@ -1,6 +1,14 @@
+import { spawn } from 'node:child_process'
+import { readdirSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
+import { WebSocket } from 'ws'
+import { SETTINGS } from '../src/config.js'
 import { runCli } from './helpers/cli.js'
+import { fakePyspy } from './helpers/fake-pyspy.js'
+import { makeTestCgroup } from './helpers/memory-cgroup.js'
+import { LEAKY_DAEMON, PYTHON } from './helpers/python.js'
 
 t.test('a bad value exits 2 and names the setting, the value and what is accepted', async t => {
   const { code, stderr, stdout } = await runCli(['--trigger-fraction', '1.5'], { OOMWATCH_PORT: 'abc' }).done
@@ -55,3 +63,61 @@ t.test('it logs JSON with string levels, and SIGTERM stops it with exit 0', asyn
   const { code } = await run.done
   t.equal(code, 0)
 })
+
+t.test('every setting with a bad value: exit 2, and the message names it', async t => {
+  // One value per setting that its parser refuses (for free-text settings, a path that is wrong).
+  const bad: Record<string, string> = {
+    allowUnauthenticated: 'maybe',
+    allowedOrigins: 'nope',
+    journalDir: '/etc/hostname',
+    journalMaxBytes: '1Ki',
+    procRoot: '/nonexistent/proc',
+    pyspy: '/nonexistent/py-spy',
+    match: '(',
+    host: 'not a host',
+  }
+  for (const [key, setting] of Object.entries(SETTINGS)) {
+    if (key === 'token') continue // any non-empty token is valid
+    const value = bad[key] ?? 'not-a-number'
+    const { code, stderr } = await runCli([], { OOMWATCH_PORT: '0', [setting.env]: value }).done
+    t.equal(code, 2, `${setting.env}="${value}": exit 2`)
+    t.match(stderr, setting.env, `${setting.env}: named in the message`)
+  }
+})
+
+t.test('SIGTERM while py-spy hangs: clients get 1001, py-spy is killed, exit 0', async t => {
+  const cgroup = makeTestCgroup(256 * 1024 * 1024)
+  t.teardown(() => cgroup.remove())
+  const pyspy = fakePyspy(t.testdir(), 'py-spy', 'exec sleep 3602')
+  const run = runCli([], { OOMWATCH_PORT: '0', OOMWATCH_PYSPY: pyspy, OOMWATCH_PYSPY_TIMEOUT_MS: '600000', OOMWATCH_MATCH: 'leaky_daemon' })
+  const { port } = (await run.line(line => typeof line.port === 'number')) as { port: number }
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/`)
+  const closed = new Promise<number>(resolve => ws.on('close', code => resolve(code)))
+  const [bin, ...args] = cgroup.wrap([PYTHON, LEAKY_DAEMON, '--entries', '10000000', '--rate', '40000000', '--delay', '0.3'])
+  const leak = spawn(bin!, args, { stdio: 'ignore' })
+  t.teardown(() => leak.kill('SIGKILL'))
+  await until(() => pidsRunning('sleep 3602').length > 0) // the capture has begun, and hangs
+  run.child.kill('SIGTERM')
+  const { code } = await run.done
+  t.equal(code, 0, 'exit 0')
+  t.equal(await closed, 1001, 'the client was closed with 1001 (going away)')
+  t.same(pidsRunning('sleep 3602'), [], 'the hung py-spy was killed, not waited for')
+})
+
+async function until(condition: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time')
+    await sleep(20)
+  }
+}
+
+function pidsRunning(cmdline: string): string[] {
+  return readdirSync('/proc').filter(pid => {
+    try {
+      return /^\d+$/.test(pid) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ') === cmdline
+    } catch {
+      return false
+    }
+  })
+}
