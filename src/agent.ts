@@ -100,6 +100,7 @@ export class Agent {
       ...(config.allowedOrigins !== undefined && { allowedOrigins: config.allowedOrigins }),
       heartbeatMs: config.heartbeatMs,
       maxClients: config.maxClients,
+      clientBufferBytes: config.clientBufferBytes,
       greet,
       clientError: message => hub.greet({ type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message }),
       isReady: () => watcher.ready,

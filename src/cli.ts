@@ -1,4 +1,6 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
+// 2 MiB young-generation semi-spaces (V8 grows them to 16 MiB): a peak RSS ~20 MiB lower
+// under bursts of events, for a few more scavenges. npm start and the image pass it too.
 import { Agent, AgentConfigError, VERSION } from './agent.js'
 import { ConfigError, helpText, loadConfig } from './config.js'
 import { createLogger } from './log.js'

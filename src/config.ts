@@ -58,6 +58,8 @@ export interface Config {
   journalMaxBytes: number
   /** `--max-clients` / `OOMWATCH_MAX_CLIENTS`: WebSocket clients at once. Default 64. */
   maxClients: number
+  /** `--client-buffer` / `OOMWATCH_CLIENT_BUFFER_BYTES`: unsent bytes per client before it is closed as too slow. Default 8 MiB. */
+  clientBufferBytes: number
   /** `--allow-unauthenticated` / `OOMWATCH_ALLOW_UNAUTHENTICATED`: listen beyond loopback without a token. Default false. */
   allowUnauthenticated: boolean
   /** `--allowed-origins` / `OOMWATCH_ALLOWED_ORIGINS`: browser origins allowed besides the agent's own. Unset: only its own. */
@@ -208,11 +210,11 @@ export const SETTINGS: SettingsTable = {
     default: '/proc',
     parse: nonEmpty('a directory'),
     verify: dir => {
+      // Not throwIfNoEntry: Node 24 also returns undefined for ENOTDIR, which hides the cause.
       try {
-        const stat = statSync(dir, { throwIfNoEntry: false })
-        if (stat === undefined) return 'expected an existing directory; it does not exist'
-        return stat.isDirectory() ? undefined : 'expected an existing directory; it is not a directory'
+        return statSync(dir).isDirectory() ? undefined : 'expected an existing directory; it is not a directory'
       } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'expected an existing directory; it does not exist'
         return `expected an existing directory (${(err as Error).message})`
       }
     },
@@ -366,6 +368,18 @@ export const SETTINGS: SettingsTable = {
     describe: 'WebSocket clients at once; more are refused with 503.',
     default: 64,
     parse: integer(1, 10000),
+  },
+  clientBufferBytes: {
+    flag: 'client-buffer',
+    env: 'OOMWATCH_CLIENT_BUFFER_BYTES',
+    arg: '<bytes>',
+    describe: 'Unsent bytes a client may lag behind before it is closed as too slow (it can reconnect with ?since=SEQ).',
+    default: 8 * 1024 * 1024,
+    parse: text => {
+      const bytes = tryParseQuantity(text)
+      if (bytes instanceof QuantityError) return { reason: bytes.detail }
+      return bytes >= 64 * 1024 ? { value: bytes } : { reason: 'expected at least 64Ki' }
+    },
   },
   allowUnauthenticated: {
     flag: 'allow-unauthenticated',

@@ -51,9 +51,13 @@ export interface ProcStat {
 
 /** How a process was recognised as Python. */
 export interface PythonIdentity {
-  /** `exe`: the interpreter binary itself; `libpython`: an embedding host (uwsgi, ...) with libpython mapped. */
-  via: 'exe' | 'libpython'
-  /** The executable path or the mapped libpython path that decided it. */
+  /**
+   * `exe`: the interpreter binary itself; `libpython`: an embedding host (uwsgi, ...) with
+   * libpython mapped; `cmdline`: the interpreter's name in argv[0], when `exe` and `maps`
+   * cannot be read (a sidecar without CAP_SYS_PTRACE) — the weakest of the three.
+   */
+  via: 'exe' | 'libpython' | 'cmdline'
+  /** The executable path, mapped libpython path or argv[0] that decided it. */
   detail: string
 }
 

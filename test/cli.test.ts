@@ -71,6 +71,7 @@ t.test('every setting with a bad value: exit 2, and the message names it', async
     allowedOrigins: 'nope',
     journalDir: '/etc/hostname',
     journalMaxBytes: '1Ki',
+    clientBufferBytes: '1Ki',
     procRoot: '/nonexistent/proc',
     pyspy: '/nonexistent/py-spy',
     match: '(',

@@ -76,6 +76,9 @@ t.test('a slow client is closed with a reason; the others receive everything', a
   const received = healthy.events.filter(e => e.type === 'risk').map(e => e.seq)
   t.equal(received.length, count, 'the healthy client received every event')
   t.same(received, [...received].sort((a, b) => a - b), 'in seq order')
+  // The backlog check runs every second; resume reading only once it has closed the client,
+  // so that the close frame (queued behind the backlog) can arrive.
+  while (!agent.logs.some(line => line.msg === 'closing a client that does not keep up')) await sleep(50)
   ;(slow as unknown as { _socket: { resume(): void } })._socket.resume()
   const closed = await slowClosed
   t.ok(closed.code === 1013 || closed.code === 1006, `the slow client was closed (${closed.code})`)

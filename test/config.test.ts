@@ -48,6 +48,7 @@ t.test('defaults', async t => {
     logLevel: 'info',
     journalMaxBytes: 67108864,
     maxClients: 64,
+    clientBufferBytes: 8388608,
     allowUnauthenticated: false,
   }
   t.strictSame(DEFAULTS, expected)
@@ -160,6 +161,7 @@ const BAD: Record<keyof Config, string> = {
   journalDir: '/etc/hostname',
   journalMaxBytes: '1Ki',
   maxClients: '0',
+  clientBufferBytes: '1Ki',
   allowUnauthenticated: 'yes',
   allowedOrigins: 'grafana.example',
 }

@@ -55,7 +55,8 @@ for (const leak of cases) {
     t.equal(incident.culprit?.function, 'fd_table_from_limit', 'the culprit is the leaking function')
     t.match(incident.culprit?.file, /leaky_daemon\.py$/, 'in the leaking file')
     t.ok(incident.rlimits.NOFILE, 'the rlimit snapshot includes NOFILE')
-    t.ok((incident.process.hwmBytes ?? 0) >= (incident.memory.rssBytes ?? Infinity), 'its peak RSS (VmHWM) is at least the RSS at the trigger')
+    // The kernel's per-CPU RSS counters are read approximately: allow a few percent.
+    t.ok((incident.process.hwmBytes ?? 0) >= (incident.memory.rssBytes ?? Infinity) * 0.95, 'its peak RSS (VmHWM) is about the RSS at the trigger or more')
     t.equal(incident.memory.limitBytes, LIMIT, 'the limit is the cgroup limit')
     t.equal(incident.memory.limitSource, `cgroup-v${cgroup.version}`, 'and names its source')
     t.equal(exit.oomKilled, true, 'the exit event says OOM-killed')

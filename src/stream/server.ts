@@ -17,6 +17,8 @@ export interface StreamOptions {
   heartbeatMs: number
   /** Clients at once; more are refused with 503. */
   maxClients: number
+  /** Unsent bytes a client may lag behind before it is closed as too slow. */
+  clientBufferBytes: number
   /** Browser origins allowed besides the agent's own (same host as the request). */
   allowedOrigins?: string[]
   /**
@@ -32,18 +34,22 @@ export interface StreamOptions {
   logger: Logger
 }
 
-/** A client whose unsent data passes this is too slow to keep up and is closed. */
-const MAX_BUFFERED = 8 << 20
 /** Clients send nothing the protocol defines yet: a tiny frame limit. */
 const MAX_PAYLOAD = 4096
 /** Messages a client may send (each answered by an error frame) before it is closed. */
 const MAX_BAD_MESSAGES = 5
-/** A client closed for slowness that has not closed after this is terminated. */
+/** A client closed (for slowness, or at stop) that has not closed after this is terminated. */
 const CLOSE_GRACE_MS = 1000
+/** How often each client's unsent backlog is checked against its allowance. */
+const BACKLOG_CHECK_MS = 1000
+/** A backlog this many times the allowance is cut at once, without waiting for the check. */
+const FLOOD_FACTOR = 4
 
 interface Client extends WebSocket {
   isAlive?: boolean
   badMessages?: number
+  /** The backlog was past the allowance at the last check. */
+  wasOver?: boolean
 }
 
 /**
@@ -55,6 +61,7 @@ export class StreamServer {
   readonly #http: Server
   readonly #wss: WebSocketServer
   #heartbeat: NodeJS.Timeout | undefined
+  #backlogCheck: NodeJS.Timeout | undefined
   #closing: Promise<void> | undefined
 
   constructor(options: StreamOptions) {
@@ -73,6 +80,8 @@ export class StreamServer {
         this.#http.off('error', reject)
         this.#heartbeat = setInterval(() => this.#ping(), this.#options.heartbeatMs)
         this.#heartbeat.unref()
+        this.#backlogCheck = setInterval(() => this.#checkBacklogs(), BACKLOG_CHECK_MS)
+        this.#backlogCheck.unref()
         resolve((this.#http.address() as AddressInfo).port)
       })
     })
@@ -80,7 +89,8 @@ export class StreamServer {
 
   /** Sends one event to every connected client. */
   broadcast(event: OomwatchEvent): void {
-    const frame = JSON.stringify(event)
+    // Encoded once: ws would otherwise copy the string into a new Buffer for every client.
+    const frame = Buffer.from(JSON.stringify(event))
     for (const ws of this.#wss.clients) this.#send(ws, frame)
   }
 
@@ -92,28 +102,54 @@ export class StreamServer {
   close(): Promise<void> {
     this.#closing ??= new Promise(resolve => {
       clearInterval(this.#heartbeat)
+      clearInterval(this.#backlogCheck)
       for (const ws of this.#wss.clients) ws.close(1001, 'oomwatch is stopping')
+      // A client that does not answer the close frame would hold the stop for ws's 30 s.
+      const laggards = setTimeout(() => {
+        for (const ws of this.#wss.clients) ws.terminate()
+      }, CLOSE_GRACE_MS)
       this.#wss.close()
-      this.#http.close(() => resolve())
+      this.#http.close(() => {
+        clearTimeout(laggards)
+        resolve()
+      })
       this.#http.closeAllConnections()
     })
     return this.#closing
   }
 
-  #send(ws: WebSocket, frame: string): void {
+  #send(ws: WebSocket, frame: string | Buffer): void {
     if (ws.readyState !== WebSocket.OPEN) return
-    if (ws.bufferedAmount > MAX_BUFFERED) {
-      this.#options.logger.warn({ bufferedBytes: ws.bufferedAmount }, 'closing a client that does not keep up')
-      ws.close(1013, 'too slow: the unsent backlog passed 8 MiB; reconnect with ?since=SEQ')
-      // The close frame waits behind the backlog; a client that reads nothing never sees it.
-      setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref()
-      return
+    // A burst (a scan that finds many processes) is sent within one tick, before any of it
+    // reaches the socket: the backlog is judged by the periodic check, and here only a
+    // flood far past the allowance is cut at once, to bound memory.
+    if (ws.bufferedAmount > this.#options.clientBufferBytes * FLOOD_FACTOR) return this.#closeSlow(ws)
+    ws.send(frame, { binary: false })
+  }
+
+  /**
+   * Closes the clients whose backlog was past the allowance at two checks in a row: one
+   * burst on a busy node is forgiven, a client that stopped reading is not.
+   */
+  #checkBacklogs(): void {
+    for (const ws of this.#wss.clients as Set<Client>) {
+      if (ws.readyState !== WebSocket.OPEN) continue
+      const over = ws.bufferedAmount > this.#options.clientBufferBytes
+      if (over && ws.wasOver) this.#closeSlow(ws)
+      ws.wasOver = over
     }
-    ws.send(frame)
+  }
+
+  #closeSlow(ws: WebSocket): void {
+    this.#options.logger.warn({ bufferedBytes: ws.bufferedAmount }, 'closing a client that does not keep up')
+    ws.close(1013, `too slow: more than ${this.#options.clientBufferBytes} bytes unsent; reconnect with ?since=SEQ`)
+    // The close frame waits behind the backlog; a client that reads nothing never sees it.
+    setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref()
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
-    const path = new URL(req.url ?? '/', 'http://agent').pathname
+    const path = requestUrl(req)?.pathname
+    if (path === undefined) return reply(res, 400, 'the request target is not a URL\n')
     if (path === '/livez') return reply(res, 200, 'ok\n')
     if (path === '/readyz') return this.#options.isReady() ? reply(res, 200, 'ready\n') : reply(res, 503, 'starting: first scan not done\n')
     if (path === '/') return reply(res, 426, 'oomwatch streams events over WebSocket here: wscat -c ws://HOST:PORT/\n')
@@ -121,7 +157,8 @@ export class StreamServer {
   }
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const url = new URL(req.url ?? '/', 'http://agent')
+    const url = requestUrl(req)
+    if (!url) return refuse(socket, 400, 'Bad Request', 'the request target is not a URL')
     if (url.pathname !== '/') return refuse(socket, 404, 'Not Found', 'the stream is at /')
     const { token } = this.#options
     if (token !== undefined && !tokenMatches(req.headers.authorization, token)) {
@@ -183,6 +220,19 @@ export class StreamServer {
       ws.isAlive = false
       ws.ping()
     }
+  }
+}
+
+/**
+ * The request's URL, or undefined when its target does not parse: the HTTP parser lets
+ * `GET http://[ HTTP/1.1` through, and a throw here would be an uncaught exception that
+ * ends the agent. (A server request always has a `url`.)
+ */
+function requestUrl(req: IncomingMessage): URL | undefined {
+  try {
+    return new URL(String(req.url), 'http://agent')
+  } catch {
+    return undefined
   }
 }
 

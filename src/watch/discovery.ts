@@ -1,6 +1,6 @@
 import { basename } from 'node:path'
 import { ProcReadError } from '../proc/errors.js'
-import { identifyPython } from '../proc/python.js'
+import { identifyPython, isPythonExecutable } from '../proc/python.js'
 import type { ProcReader } from '../proc/reader.js'
 import type { PythonIdentity, RlimitTable } from '../types.js'
 
@@ -9,6 +9,7 @@ export interface Found {
   pid: number
   startTime: number
   cmdline: string[]
+  /** The executable, or argv[0] when the `exe` link cannot be read. */
   exe: string
   python: PythonIdentity
   rlimits: RlimitTable
@@ -40,10 +41,10 @@ export class Discovery {
     const seen = this.#ignored.get(pid)
     if (seen && now - seen.firstSeen > RECHECK_MS) return undefined
     try {
-      const exe = this.proc.exe(pid)
-      if (seen && seen.exe === exe) return undefined
+      const exe = this.#exe(pid)
+      if (seen && seen.exe === exe?.path) return undefined
       const found = exe === undefined ? undefined : this.#read(pid, exe)
-      if (!found) this.#ignored.set(pid, { exe, firstSeen: seen?.firstSeen ?? now })
+      if (!found) this.#ignored.set(pid, { exe: exe?.path, firstSeen: seen?.firstSeen ?? now })
       else this.#ignored.delete(pid)
       return found
     } catch (error) {
@@ -59,17 +60,39 @@ export class Discovery {
     for (const pid of this.#ignored.keys()) if (!present.has(pid)) this.#ignored.delete(pid)
   }
 
-  #read(pid: number, exe: string): Found | undefined {
+  /**
+   * The `exe` link; without ptrace rights over the process (EACCES), its argv[0] instead,
+   * since `cmdline`, `stat` and `limits` stay readable: a sidecar without CAP_SYS_PTRACE
+   * still sees the process, its rlimits and its memory, and its incidents say why py-spy failed.
+   */
+  #exe(pid: number): { path: string; via: 'exe' | 'cmdline'; cmdline?: string[] } | undefined {
+    try {
+      const path = this.proc.exe(pid)
+      return path === undefined ? undefined : { path, via: 'exe' }
+    } catch (error) {
+      if (!(error instanceof ProcReadError) || error.code !== 'PROC_ACCESS') throw error
+      this.onReadError(pid, error)
+      const cmdline = this.proc.cmdline(pid)
+      return cmdline?.[0] === undefined ? undefined : { path: cmdline[0], via: 'cmdline', cmdline }
+    }
+  }
+
+  #read(pid: number, exe: { path: string; via: 'exe' | 'cmdline'; cmdline?: string[] }): Found | undefined {
     // py-spy maps no libpython, but an embedding host does: only those need the maps read.
-    if (basename(exe).startsWith('py-spy')) return undefined
-    const python = identifyPython(exe, undefined) ?? identifyPython(exe, this.proc.maps(pid))
+    if (basename(exe.path).startsWith('py-spy')) return undefined
+    const python =
+      exe.via === 'cmdline'
+        ? isPythonExecutable(exe.path)
+          ? { via: 'cmdline' as const, detail: exe.path }
+          : undefined
+        : (identifyPython(exe.path, undefined) ?? identifyPython(exe.path, this.proc.maps(pid)))
     if (!python) return undefined
-    const cmdline = this.proc.cmdline(pid)
+    const cmdline = exe.cmdline ?? this.proc.cmdline(pid)
     if (!cmdline || cmdline.length === 0) return undefined
     if (this.match && !this.match.test(cmdline.join(' '))) return undefined
     const stat = this.proc.stat(pid)
     const rlimits = this.proc.limits(pid)
     if (!stat || !rlimits) return undefined
-    return { pid, startTime: stat.startTime, cmdline, exe, python, rlimits, rssPages: stat.rssPages }
+    return { pid, startTime: stat.startTime, cmdline, exe: exe.path, python, rlimits, rssPages: stat.rssPages }
   }
 }

@@ -69,7 +69,12 @@ export class Watcher {
   constructor(deps: WatcherDeps) {
     this.#deps = deps
     this.#now = deps.now ?? (() => performance.now())
-    this.#discovery = new Discovery(deps.proc, deps.config.match, (pid, error) => this.#reportOnce(`read:${pid}`, error))
+    // Access errors come from every process at once when ptrace rights are missing: one report.
+    this.#discovery = new Discovery(deps.proc, deps.config.match, (pid, error) =>
+      error.code === 'PROC_ACCESS'
+        ? this.#reportOnce('proc-access', error, 'without ptrace rights (CAP_SYS_PTRACE), Python is recognised by its command line, and py-spy will be refused')
+        : this.#reportOnce(`read:${pid}`, error),
+    )
   }
 
   /** True once the first scan is done. */
@@ -298,10 +303,12 @@ export class Watcher {
   }
 
   /** Logs a failure once per key, so a broken file does not flood the log every tick. */
-  #reportOnce(key: string, error: Error): void {
+  #reportOnce(key: string, error: Error, consequence?: string): void {
     if (this.#reported.has(key)) return
+    // Bounded: on a host churning through broken pids, forget old ones rather than grow.
+    if (this.#reported.size >= 1000) this.#reported.clear()
     this.#reported.add(key)
-    this.#deps.logger.warn({ err: { message: error.message, code: (error as NodeJS.ErrnoException).code } }, `watching goes on despite: ${error.message}`)
+    this.#deps.logger.warn({ err: { message: error.message, code: (error as NodeJS.ErrnoException).code } }, `watching goes on despite: ${error.message}${consequence ? `; ${consequence}` : ''}`)
   }
 }
 

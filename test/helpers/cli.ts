@@ -3,6 +3,8 @@ import { fileURLToPath } from 'node:url'
 
 /** The CLI source, run with this test's TypeScript loader (and coverage) through execArgv. */
 const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url))
+/** The built CLI (npm test builds it first), for measuring the agent as it ships: no loader, no coverage. */
+const BUILT_CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url))
 
 export interface CliRun {
   child: ChildProcess
@@ -12,15 +14,20 @@ export interface CliRun {
   line(match: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>
 }
 
-/** Runs `oomwatch args...` as a real child process with `env` added to this one's. */
-export function runCli(args: string[], env: Record<string, string> = {}): CliRun {
-  const child = spawn(process.execPath, [...process.execArgv, CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+/** Runs `oomwatch args...` as a real child process with `env` added to this one's; `built` runs dist/. */
+export function runCli(args: string[], env: Record<string, string> = {}, options: { built?: boolean } = {}): CliRun {
+  // Built: with the V8 flag npm start, the bin's shebang and the image use.
+  const argv = options.built ? ['--max-semi-space-size=2', BUILT_CLI, ...args] : [...process.execArgv, CLI, ...args]
+  const childEnv = { ...process.env, ...env }
+  // The built agent is measured as it ships: without the test's loader or coverage hooks.
+  if (options.built) for (const name of ['NODE_OPTIONS', 'NODE_V8_COVERAGE']) delete childEnv[name]
+  const child = spawn(process.execPath, argv, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   const waiters: (() => void)[] = []
   child.stdout!.on('data', chunk => {
     stdout += chunk
-    for (const wake of waiters) wake()
+    for (const wake of [...waiters]) wake()
   })
   child.stderr!.on('data', chunk => (stderr += chunk))
   const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>(resolve =>
@@ -28,16 +35,27 @@ export function runCli(args: string[], env: Record<string, string> = {}): CliRun
   )
   const line = (match: (line: Record<string, unknown>) => boolean) =>
     new Promise<Record<string, unknown>>((resolve, reject) => {
+      // Scan each complete line once: an agent under load prints megabytes.
+      let scanned = 0
+      let found = false
       const check = () => {
-        for (const text of stdout.split('\n')) {
+        while (!found) {
+          const end = stdout.indexOf('\n', scanned)
+          if (end < 0) return
+          const text = stdout.slice(scanned, end)
+          scanned = end + 1
           if (!text.startsWith('{')) continue
           const parsed = JSON.parse(text) as Record<string, unknown>
-          if (match(parsed)) return resolve(parsed)
+          if (match(parsed)) {
+            found = true
+            waiters.splice(waiters.indexOf(check), 1)
+            resolve(parsed)
+          }
         }
       }
       waiters.push(check)
       check()
-      void done.then(() => reject(new Error(`exited without a matching line; stdout: ${stdout}; stderr: ${stderr}`)))
+      void done.then(() => found || reject(new Error(`exited without a matching line; stdout: ${stdout.slice(0, 2000)}; stderr: ${stderr}`)))
     })
   return { child, done, line }
 }

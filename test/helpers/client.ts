@@ -7,6 +7,8 @@ export type Received = OomwatchEvent & { receivedAt: number }
 /** A real WebSocket client that keeps every event it receives. */
 export interface TestClient {
   events: Received[]
+  /** How the connection ended, once it has. */
+  closed?: { code: number; reason: string }
   /** Resolves with the first event (already received or to come) that matches. */
   waitFor<T extends Received>(match: (event: Received) => event is T, timeoutMs?: number): Promise<T>
   waitFor(match: (event: Received) => boolean, timeoutMs?: number): Promise<Received>
@@ -15,13 +17,17 @@ export interface TestClient {
 
 export async function connect(
   port: number,
-  options: { headers?: Record<string, string>; query?: string; onEvent?: (event: Received) => void } = {},
+  options: { headers?: Record<string, string>; query?: string; onEvent?: (event: Received) => void; parse?: (text: string) => unknown } = {},
 ): Promise<TestClient> {
   const ws = new WebSocket(`ws://127.0.0.1:${port}/${options.query ? `?${options.query}` : ''}`, { headers: options.headers ?? {} })
   const events: Received[] = []
   const waiters = new Set<() => void>()
+  const client = { events } as TestClient
+  ws.on('close', (code, reason) => {
+    client.closed = { code, reason: String(reason) }
+  })
   ws.on('message', data => {
-    const event = { ...(JSON.parse(String(data)) as OomwatchEvent), receivedAt: performance.now() }
+    const event = { ...((options.parse ?? JSON.parse)(String(data)) as OomwatchEvent), receivedAt: performance.now() }
     options.onEvent?.(event)
     events.push(event)
     for (const wake of waiters) wake()
@@ -40,7 +46,9 @@ export async function connect(
       }
       const timer = setTimeout(() => {
         cleanup()
-        reject(new Error(`no matching event within ${timeoutMs} ms; got: ${events.map(e => `${e.type}${'pid' in e ? `(${e.pid})` : ''}`).join(' ')}`))
+        const closed = client.closed ? ` (the connection closed: ${client.closed.code} ${client.closed.reason})` : ''
+        const got = events.map(e => `${e.type}${'pid' in e ? `(${e.pid})` : ''}`)
+        reject(new Error(`no matching event within ${timeoutMs} ms${closed}; got ${got.length}: ${got.slice(0, 5).join(' ')} ... ${got.slice(-5).join(' ')}`))
       }, timeoutMs)
       const cleanup = () => {
         clearTimeout(timer)
@@ -49,7 +57,7 @@ export async function connect(
       waiters.add(check)
       check()
     })
-  return { events, waitFor: waitFor as TestClient['waitFor'], close: () => ws.close() }
+  return Object.assign(client, { waitFor: waitFor as TestClient['waitFor'], close: () => ws.close() })
 }
 
 /** Tries a WebSocket upgrade that should be refused; resolves with the HTTP status and body. */
