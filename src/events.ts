@@ -119,6 +119,19 @@ export interface ExitPayload {
   oomKilled: boolean
   lastIncidentId?: string
   peakRssBytes?: number
+  /** When the kernel took it: the story in one place, for the person who arrives after the kill. */
+  postMortem?: PostMortem
+}
+
+/** What an OOM kill's `exit` carries: the last incident's culprit, the peak, the limit, the likely cause. */
+export interface PostMortem {
+  summary: string
+  culprit?: { function: string; file: string; line: number }
+  peakRssBytes: number
+  limitBytes: number
+  limitSource: MemoryLimit['source']
+  /** The risk that explains it (an rlimit), in words. */
+  explanation?: string
 }
 
 export type EventPayload = HelloPayload | ClientErrorPayload | ProcessPayload | RiskPayload | IncidentPayload | ExitPayload

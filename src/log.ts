@@ -45,7 +45,7 @@ function describe(event: OomwatchEvent): string {
     case 'process':
       return `watching pid ${event.pid} (${event.cmdline.join(' ')}), memory limit ${event.memory.limit.bytes} bytes from ${event.memory.limit.source}`
     case 'exit':
-      return event.oomKilled ? `pid ${event.pid} was OOM-killed by the kernel` : `pid ${event.pid} exited`
+      return event.postMortem?.summary ?? (event.oomKilled ? `pid ${event.pid} was OOM-killed by the kernel` : `pid ${event.pid} exited`)
     case 'hello':
       return 'hello'
     case 'error':

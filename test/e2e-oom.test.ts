@@ -61,6 +61,10 @@ for (const leak of cases) {
     t.equal(incident.memory.limitSource, `cgroup-v${cgroup.version}`, 'and names its source')
     t.equal(exit.oomKilled, true, 'the exit event says OOM-killed')
     t.equal(exit.lastIncidentId, incident.id, 'and names the incident')
+    t.equal(exit.postMortem?.culprit?.function, 'fd_table_from_limit', 'its post-mortem names the culprit')
+    t.equal(exit.postMortem?.limitBytes, LIMIT, 'and the limit')
+    t.ok((exit.postMortem?.peakRssBytes ?? 0) > LIMIT * 0.5, 'and the peak RSS')
+    t.match(exit.postMortem?.summary, /was OOM-killed: fd_table_from_limit \(.*leaky_daemon\.py:\d+\) was growing memory; peak RSS/)
     t.ok(incident.seq < exit.seq, 'the incident came before the exit')
     t.comment(
       `${leak.name}: stack arrived ${Math.round(diedAt - incident.receivedAt)} ms before the kill; ` +

@@ -8,7 +8,8 @@ import { CaptureGate } from '../detect/cooldown.js'
 import { findRisks, type Risk } from '../detect/rlimit-rules.js'
 import { Series } from '../detect/series.js'
 import { assess, nextIntervalMs, type Verdict } from '../detect/trigger.js'
-import type { EventPayload, ProcessInfo } from '../events.js'
+import type { EventPayload, IncidentPayload, PostMortem, ProcessInfo } from '../events.js'
+import { formatBytes } from '../quantity.js'
 import { chooseLimit } from '../limit.js'
 import { ProcReadError } from '../proc/errors.js'
 import type { ProcReader } from '../proc/reader.js'
@@ -43,7 +44,7 @@ interface Watched {
   risks: Risk[]
   lastRefresh: number
   peakRss: number
-  lastIncidentId?: string
+  lastIncident?: IncidentPayload
 }
 
 /**
@@ -244,7 +245,16 @@ export class Watcher {
     this.#watched.delete(pid)
     w.group.members.delete(pid)
     const oomKilled = w.group.takeOomKill()
-    this.#deps.emit({ type: 'exit', pid, cmdline, oomKilled, ...(w.lastIncidentId && { lastIncidentId: w.lastIncidentId }), peakRssBytes: w.peakRss })
+    const last = w.lastIncident
+    this.#deps.emit({
+      type: 'exit',
+      pid,
+      cmdline,
+      oomKilled,
+      ...(last && { lastIncidentId: last.id }),
+      peakRssBytes: w.peakRss,
+      ...(oomKilled && { postMortem: postMortem(w, last) }),
+    })
     if (w.group.members.size === 0) {
       w.group.close()
       this.#groups.delete(w.group.key)
@@ -288,7 +298,7 @@ export class Watcher {
       stack,
       triggerToStackMs: performance.now() - started,
     })
-    w.lastIncidentId = id
+    w.lastIncident = incident
     this.#deps.emit(incident)
   }
 
@@ -309,6 +319,24 @@ export class Watcher {
     if (this.#reported.size >= 1000) this.#reported.clear()
     this.#reported.add(key)
     this.#deps.logger.warn({ err: { message: error.message, code: (error as NodeJS.ErrnoException).code } }, `watching goes on despite: ${error.message}${consequence ? `; ${consequence}` : ''}`)
+  }
+}
+
+/** The story of an OOM kill, from the last incident (when there was one) and the process's figures. */
+function postMortem(w: Watched, last: IncidentPayload | undefined): PostMortem {
+  const culprit = last?.culprit
+  const explanation = (last?.risks ?? w.risks)[0]?.message
+  const where = culprit ? `${culprit.function} (${culprit.file}:${culprit.line}) was growing memory` : 'no stack was caught before the kill'
+  const limit = w.group.limit
+  return {
+    summary:
+      `pid ${w.info.pid} was OOM-killed: ${where}; peak RSS ${formatBytes(w.peakRss)}, limit ${formatBytes(limit.bytes)} (${limit.source})` +
+      (explanation ? `. Likely cause: ${explanation}` : ''),
+    ...(culprit && { culprit: { function: culprit.function, file: culprit.file, line: culprit.line } }),
+    peakRssBytes: w.peakRss,
+    limitBytes: limit.bytes,
+    limitSource: limit.source,
+    ...(explanation && { explanation }),
   }
 }
 
