@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap'
+import { PYTHON } from './helpers/python.js'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
@@ -370,7 +371,8 @@ t.test('real cgroup: located through /proc/<pid>/root, counters survive the proc
   // The process is moved in by writing its pid, then allocates: v1 charges memory to the
   // cgroup where it is touched and does not move old charges along (this kernel rejects
   // memory.move_charge_at_immigrate), so a plain sleeper would show usage 0.
-  const py = start(t, 'python3', ['-c', [
+  // The real interpreter, not the pyenv shim: the shim's own processes share stdin and stdout.
+  const py = start(t, PYTHON, ['-c', [
     'import sys, time',
     'sys.stdin.readline()',
     "x = b'x' * (8 << 20)",

@@ -7,11 +7,11 @@ import { makeTestCgroup } from './helpers/memory-cgroup.js'
 import { deathOf } from './helpers/process.js'
 import { LEAKY_DAEMON, PYTHON } from './helpers/python.js'
 
-/** A real unthrottled leak in a 256 MiB cgroup, with nobody watching the stream. */
+/** A real leak (~40 MB/s: replay is under test, not the race) in a 256 MiB cgroup, with nobody watching the stream. */
 async function leakUntilKilled(teardown: (fn: () => unknown) => void): Promise<number> {
   const cgroup = makeTestCgroup(256 * 1024 * 1024)
   teardown(() => cgroup.remove())
-  const [bin, ...args] = cgroup.wrap([PYTHON, LEAKY_DAEMON, '--entries', '10000000', '--rate', '0', '--delay', '0.5'])
+  const [bin, ...args] = cgroup.wrap([PYTHON, LEAKY_DAEMON, '--entries', '10000000', '--rate', '40000000', '--delay', '0.5'])
   const child = spawn(bin!, args, { stdio: 'ignore' })
   await deathOf(child.pid!)
   return child.pid!

@@ -7,6 +7,7 @@ import type { PythonIdentity, RlimitTable } from '../types.js'
 /** A Python process found by a scan, with what was read of it. */
 export interface Found {
   pid: number
+  ppid: number
   startTime: number
   cmdline: string[]
   /** The executable, or argv[0] when the `exe` link cannot be read. */
@@ -93,6 +94,6 @@ export class Discovery {
     const stat = this.proc.stat(pid)
     const rlimits = this.proc.limits(pid)
     if (!stat || !rlimits) return undefined
-    return { pid, startTime: stat.startTime, cmdline, exe: exe.path, python, rlimits, rssPages: stat.rssPages }
+    return { pid, ppid: stat.ppid, startTime: stat.startTime, cmdline, exe: exe.path, python, rlimits, rssPages: stat.rssPages }
   }
 }

@@ -13,6 +13,7 @@ import { formatBytes } from '../quantity.js'
 import { chooseLimit } from '../limit.js'
 import { ProcReadError } from '../proc/errors.js'
 import type { ProcReader } from '../proc/reader.js'
+import type { Actor } from '../act/actor.js'
 import { Discovery, type Found } from './discovery.js'
 import { Group } from './group.js'
 
@@ -31,6 +32,8 @@ export interface WatcherDeps {
   /** Dumps the stack of `pid`; `signal` aborts when the watcher stops. */
   capture: (pid: number, signal: AbortSignal) => Promise<StackCapture>
   logger: Logger
+  /** Carries out the actions the user enabled (clamp, stop, freeze); absent: watch only. */
+  actor?: Actor
   /** Monotonic milliseconds. */
   now?: () => number
 }
@@ -99,6 +102,7 @@ export class Watcher {
     clearTimeout(this.#timer)
     this.#stopping.abort()
     await Promise.all(this.#captures)
+    await this.#deps.actor?.stop()
     for (const group of this.#groups.values()) group.close()
     this.#groups.clear()
   }
@@ -107,7 +111,9 @@ export class Watcher {
     if (this.#stopped) return
     const now = this.#now()
     const { config } = this.#deps
-    if (now - this.#lastScan >= config.scanMs) this.#scan(now)
+    // With a clamp to do, a new process is found within a tick, before it reads its limits.
+    const scanMs = this.#deps.actor?.wantsFastScan ? Math.min(config.scanMs, config.intervalMs) : config.scanMs
+    if (now - this.#lastScan >= scanMs) this.#scan(now)
     let delay = config.intervalMs
     let rising = false
     for (const group of this.#groups.values()) {
@@ -202,6 +208,7 @@ export class Watcher {
     const rssBytes = found.rssPages * pageSize
     const info: ProcessInfo = {
       pid: found.pid,
+      ppid: found.ppid,
       startTime: found.startTime,
       cmdline: found.cmdline,
       exe: found.exe,
@@ -221,6 +228,15 @@ export class Watcher {
     group.members.add(found.pid)
     this.#deps.emit({ type: 'process', ...info })
     for (const risk of risks) this.#deps.emit({ type: 'risk', pid: found.pid, cmdline: found.cmdline, ...risk })
+    if (this.#deps.actor) this.#track(this.#deps.actor.onDiscovered(info))
+  }
+
+  /** Keeps an action's promise until it settles, so that stop() waits for it. */
+  #track(work: Promise<void>): void {
+    const tracked = work
+      .catch(error => this.#deps.logger.error({ err: (error as Error).message }, 'an action failed unexpectedly'))
+      .finally(() => this.#captures.delete(tracked))
+    this.#captures.add(tracked)
   }
 
   #refresh(w: Watched, now: number): void {
@@ -300,6 +316,10 @@ export class Watcher {
     })
     w.lastIncident = incident
     this.#deps.emit(incident)
+    // Acting is decided on fresh samples: the ticks went on while py-spy ran.
+    const series = w.group.hasUsage ? w.group.series : w.series
+    const still = assess(series.samples(), w.group.limit.bytes, this.#triggerOptions).reason !== undefined
+    await this.#deps.actor?.afterIncident(w.info, id, still)
   }
 
   /** A read at capture time; a process that is gone or unreadable leaves the figure out. */

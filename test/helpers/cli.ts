@@ -15,13 +15,16 @@ export interface CliRun {
 }
 
 /** Runs `oomwatch args...` as a real child process with `env` added to this one's; `built` runs dist/. */
-export function runCli(args: string[], env: Record<string, string> = {}, options: { built?: boolean } = {}): CliRun {
+export function runCli(args: string[], env: Record<string, string> = {}, options: { built?: boolean; prefix?: string[] } = {}): CliRun {
   // Built: with the V8 flag npm start, the bin's shebang and the image use.
   const argv = options.built ? ['--max-semi-space-size=2', BUILT_CLI, ...args] : [...process.execArgv, CLI, ...args]
   const childEnv = { ...process.env, ...env }
   // The built agent is measured as it ships: without the test's loader or coverage hooks.
   if (options.built) for (const name of ['NODE_OPTIONS', 'NODE_V8_COVERAGE']) delete childEnv[name]
-  const child = spawn(process.execPath, argv, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+  // prefix: a wrapper such as setpriv that drops capabilities before node starts. And always
+  // --pdeathsig: an agent outliving a test that timed out would act on later tests' processes.
+  const [command, ...rest] = ['setpriv', '--pdeathsig', 'SIGKILL', '--', ...(options.prefix ?? []), process.execPath, ...argv]
+  const child = spawn(command!, rest, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   const waiters: (() => void)[] = []
