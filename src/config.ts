@@ -46,6 +46,12 @@ export interface Config {
   cooldownMs: number
   /** `--pyspy-timeout` / `OOMWATCH_PYSPY_TIMEOUT_MS`: how long one py-spy dump may take. Default 5000. */
   pyspyTimeoutMs: number
+  /** `--flamegraph` / `OOMWATCH_FLAMEGRAPH`: after an incident, record a flame graph of the process if it is still alive. Default true. */
+  flamegraph: boolean
+  /** `--flamegraph-seconds` / `OOMWATCH_FLAMEGRAPH_SECONDS`: how long `py-spy record` samples, 1..60. Default 5. */
+  flamegraphSeconds: number
+  /** `--flamegraph-max` / `OOMWATCH_FLAMEGRAPH_MAX`: flame graphs kept on disk; the oldest go first. Default 20. */
+  flamegraphMax: number
   /** `--nofile-risk` / `OOMWATCH_NOFILE_RISK`: NOFILE hard limit above which a `risk` is reported. Default 1048576. */
   nofileRisk: number
   /** `--heartbeat` / `OOMWATCH_HEARTBEAT_MS`: WebSocket ping interval; a client that misses one pong is dropped. Default 30000. */
@@ -60,6 +66,18 @@ export interface Config {
   maxClients: number
   /** `--client-buffer` / `OOMWATCH_CLIENT_BUFFER_BYTES`: unsent bytes per client before it is closed as too slow. Default 8 MiB. */
   clientBufferBytes: number
+  /** `--clamp-nofile` / `OOMWATCH_CLAMP_NOFILE`: lower every watched process's NOFILE above this to it (prlimit; needs CAP_SYS_RESOURCE for other users' processes). Unset: off. */
+  clampNofile?: number
+  /** `--on-runaway` / `OOMWATCH_ON_RUNAWAY`: after the incident, `stop` (SIGTERM, then SIGKILL) or `freeze` (SIGSTOP) a runaway still heading for the limit. Default `none`. */
+  onRunaway: 'none' | 'stop' | 'freeze'
+  /** `--stop-grace` / `OOMWATCH_STOP_GRACE_MS`: SIGTERM to SIGKILL. Default 1000. */
+  stopGraceMs: number
+  /** `--freeze-max` / `OOMWATCH_FREEZE_MAX_MS`: the longest a runaway stays frozen. Default 60000. */
+  freezeMaxMs: number
+  /** `--freeze-fallback` / `OOMWATCH_FREEZE_FALLBACK`: after the longest freeze, `release` (SIGCONT) or `stop`. Default `release`. */
+  freezeFallback: 'release' | 'stop'
+  /** `--act-on-entrypoint` / `OOMWATCH_ACT_ON_ENTRYPOINT`: allow actions on PID 1 and containers' entrypoints. Default false. */
+  actOnEntrypoint: boolean
   /** `--allow-unauthenticated` / `OOMWATCH_ALLOW_UNAUTHENTICATED`: listen beyond loopback without a token. Default false. */
   allowUnauthenticated: boolean
   /** `--allowed-origins` / `OOMWATCH_ALLOWED_ORIGINS`: browser origins allowed besides the agent's own. Unset: only its own. */
@@ -136,6 +154,19 @@ function nonEmpty(what: string): (text: string) => Parsed<string> {
 }
 
 const portNumber = integer(0, 65535)
+
+/** Bytes or a Kubernetes quantity, at least `min` (named `shown` in the message). */
+function bytesAtLeast(min: number, shown: string): (text: string) => Parsed<number> {
+  return text => {
+    const bytes = tryParseQuantity(text)
+    if (bytes instanceof QuantityError) return { reason: bytes.detail }
+    return bytes >= min ? { value: bytes } : { reason: `expected at least ${shown}` }
+  }
+}
+
+function boolean(text: string): Parsed<boolean> {
+  return /^(true|1)$/i.test(text) ? { value: true } : /^(false|0)$/i.test(text) ? { value: false } : { reason: 'expected true or false' }
+}
 
 /**
  * Every setting, in help-text order. The only place a flag, variable, default or rule is
@@ -306,6 +337,30 @@ export const SETTINGS: SettingsTable = {
     default: 5000,
     parse: milliseconds(1),
   },
+  flamegraph: {
+    flag: 'flamegraph',
+    env: 'OOMWATCH_FLAMEGRAPH',
+    arg: '<true|false>',
+    describe: 'After an incident, if the process is still alive, record a short flame graph of it (py-spy record), served at /incidents/<id>/flamegraph.svg.',
+    default: true,
+    parse: boolean,
+  },
+  flamegraphSeconds: {
+    flag: 'flamegraph-seconds',
+    env: 'OOMWATCH_FLAMEGRAPH_SECONDS',
+    arg: '<seconds>',
+    describe: 'How long py-spy record samples for a flame graph (one at a time).',
+    default: 5,
+    parse: integer(1, 60, 'a whole number of seconds'),
+  },
+  flamegraphMax: {
+    flag: 'flamegraph-max',
+    env: 'OOMWATCH_FLAMEGRAPH_MAX',
+    arg: '<count>',
+    describe: 'Flame graphs kept on disk (next to the journal, else in a temporary directory); the oldest are removed.',
+    default: 20,
+    parse: integer(1, 10000),
+  },
   nofileRisk: {
     flag: 'nofile-risk',
     env: 'OOMWATCH_NOFILE_RISK',
@@ -355,11 +410,7 @@ export const SETTINGS: SettingsTable = {
     arg: '<bytes>',
     describe: 'Disk the journal may use, bytes or a quantity (64Mi); the oldest events rotate away.',
     default: 64 * 1024 * 1024,
-    parse: text => {
-      const bytes = tryParseQuantity(text)
-      if (bytes instanceof QuantityError) return { reason: bytes.detail }
-      return bytes >= 1024 * 1024 ? { value: bytes } : { reason: 'expected at least 1Mi' }
-    },
+    parse: bytesAtLeast(1024 * 1024, '1Mi'),
   },
   maxClients: {
     flag: 'max-clients',
@@ -375,11 +426,55 @@ export const SETTINGS: SettingsTable = {
     arg: '<bytes>',
     describe: 'Unsent bytes a client may lag behind before it is closed as too slow (it can reconnect with ?since=SEQ).',
     default: 8 * 1024 * 1024,
-    parse: text => {
-      const bytes = tryParseQuantity(text)
-      if (bytes instanceof QuantityError) return { reason: bytes.detail }
-      return bytes >= 64 * 1024 ? { value: bytes } : { reason: 'expected at least 64Ki' }
-    },
+    parse: bytesAtLeast(64 * 1024, '64Ki'),
+  },
+  clampNofile: {
+    flag: 'clamp-nofile',
+    env: 'OOMWATCH_CLAMP_NOFILE',
+    arg: '<count>',
+    describe: 'Lower the NOFILE limits of every watched process above this to it, as soon as it is seen (prlimit; needs CAP_SYS_RESOURCE for processes of other users). Children forked afterwards inherit it.',
+    unset: 'off',
+    parse: integer(1, Number.MAX_SAFE_INTEGER),
+  },
+  onRunaway: {
+    flag: 'on-runaway',
+    env: 'OOMWATCH_ON_RUNAWAY',
+    arg: '<none|stop|freeze>',
+    describe: 'Once its stack is out, stop (SIGTERM, then SIGKILL) or freeze (SIGSTOP) a runaway still heading for the limit, so the container\'s other processes live on.',
+    default: 'none',
+    parse: text => (text === 'none' || text === 'stop' || text === 'freeze' ? { value: text } : { reason: 'expected none, stop or freeze' }),
+  },
+  stopGraceMs: {
+    flag: 'stop-grace',
+    env: 'OOMWATCH_STOP_GRACE_MS',
+    arg: '<ms>',
+    describe: 'Time between SIGTERM and SIGKILL when stopping a runaway.',
+    default: 1000,
+    parse: milliseconds(1),
+  },
+  freezeMaxMs: {
+    flag: 'freeze-max',
+    env: 'OOMWATCH_FREEZE_MAX_MS',
+    arg: '<ms>',
+    describe: 'The longest a runaway stays frozen; then --freeze-fallback applies.',
+    default: 60000,
+    parse: milliseconds(1),
+  },
+  freezeFallback: {
+    flag: 'freeze-fallback',
+    env: 'OOMWATCH_FREEZE_FALLBACK',
+    arg: '<release|stop>',
+    describe: 'After the longest freeze: release (SIGCONT) or stop the process.',
+    default: 'release',
+    parse: text => (text === 'release' || text === 'stop' ? { value: text } : { reason: 'expected release or stop' }),
+  },
+  actOnEntrypoint: {
+    flag: 'act-on-entrypoint',
+    env: 'OOMWATCH_ACT_ON_ENTRYPOINT',
+    arg: '<true|false>',
+    describe: "Allow actions on PID 1 and on containers' entrypoints (stopping one ends its container).",
+    default: false,
+    parse: boolean,
   },
   allowUnauthenticated: {
     flag: 'allow-unauthenticated',
@@ -387,7 +482,7 @@ export const SETTINGS: SettingsTable = {
     arg: '<true|false>',
     describe: 'Listen on an address beyond loopback without a token (anyone who reaches it reads stacks and command lines).',
     default: false,
-    parse: text => (/^(true|1)$/i.test(text) ? { value: true } : /^(false|0)$/i.test(text) ? { value: false } : { reason: 'expected true or false' }),
+    parse: boolean,
   },
   allowedOrigins: {
     flag: 'allowed-origins',
