@@ -2,12 +2,17 @@ import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import type { Logger } from 'pino'
 import si from 'systeminformation'
+import { Actor } from './act/actor.js'
 import { captureStack } from './capture/capture.js'
+import { FlamegraphRecorder, FlamegraphStore } from './capture/flamegraph.js'
 import { locatePyspy, type PyspyInfo } from './capture/pyspy-locate.js'
 import { redactConfig, type Config } from './config.js'
 import { EventHub, type OomwatchEvent } from './events.js'
 import { Journal } from './journal/journal.js'
 import { logSink } from './log.js'
+import { Metrics } from './metrics/registry.js'
+import { MemoryHistory, SAMPLE_MS } from './page/memory-history.js'
+import { PAGE_HTML } from './page/page.js'
 import { ProcReader } from './proc/reader.js'
 import { SelfUsage } from './self-usage.js'
 import { StreamServer } from './stream/server.js'
@@ -35,6 +40,12 @@ interface Parts {
   server: StreamServer
   self: SelfUsage
   logger: Logger
+  flamegraphs: FlamegraphStore
+  recorder: FlamegraphRecorder | undefined
+  /** Samples memory for the live page. */
+  memoryTimer: NodeJS.Timeout
+  /** Set when stop() begins: `/livez` then answers 503. */
+  lifecycle: { stopping: boolean }
 }
 
 /**
@@ -78,6 +89,7 @@ export class Agent {
       emit: payload => hub.emit(payload),
       capture: (pid, signal) => captureStack(pid, { bin: 'path' in pyspy ? pyspy.path : undefined, timeoutMs: config.pyspyTimeoutMs, signal }),
       logger,
+      ...(actionsEnabled(config) && { actor: new Actor({ ...config, emit: payload => hub.emit(payload) }) }),
     })
     const greet = (since: number | undefined): OomwatchEvent[] => {
       const replay = since === undefined ? undefined : journal.since(since)
@@ -93,7 +105,18 @@ export class Agent {
       })
       return [hello, ...(replay?.events ?? [])]
     }
-    const server = new StreamServer({
+    const lifecycle = { stopping: false }
+    const flamegraphs = new FlamegraphStore(config.journalDir)
+    const history = new MemoryHistory()
+    const stamp = <P extends object>(payload: P) => ({ ...payload, seq: hub.lastSeq, ts: new Date().toISOString() })
+    const metrics: Metrics = new Metrics({
+      version: VERSION,
+      pyspyFound: 'path' in pyspy,
+      processes: () => watcher.processes(),
+      clients: () => server.clientCount,
+      droppedEvents: () => server.droppedEvents,
+    })
+    const server: StreamServer = new StreamServer({
       host: config.host,
       port: config.port,
       ...(config.token !== undefined && { token: config.token }),
@@ -104,6 +127,12 @@ export class Agent {
       greet,
       clientError: message => hub.greet({ type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message }),
       isReady: () => watcher.ready,
+      readyNote: () => ('path' in pyspy ? `py-spy ${pyspy.version} at ${pyspy.path}` : `py-spy missing: ${pyspy.error}; incidents will carry no stack (${pyspy.remedy})`),
+      isLive: () => !lifecycle.stopping,
+      metrics: () => metrics.text(),
+      flamegraphFile: id => flamegraphs.file(id),
+      page: PAGE_HTML,
+      memoryHistory: () => stamp(history.history()),
       logger,
     })
     const port = await server.listen().catch((error: NodeJS.ErrnoException) => {
@@ -122,7 +151,26 @@ export class Agent {
     })
     hub.subscribe(logSink(logger))
     hub.subscribe(event => server.broadcast(event))
-    const agent = new Agent({ config, pyspy, port, hub, journal, watcher, server, self, logger })
+    hub.subscribe(metrics.sink)
+    // Last: a flame graph starts once every other sink has the incident.
+    const recorder =
+      config.flamegraph && 'path' in pyspy
+        ? new FlamegraphRecorder({
+            bin: pyspy.path,
+            seconds: config.flamegraphSeconds,
+            maxKept: config.flamegraphMax,
+            store: flamegraphs,
+            isAlive: isAlive(new ProcReader(config.procRoot)),
+            emit: payload => hub.emit(payload),
+            logger,
+          })
+        : undefined
+    if (recorder) hub.subscribe(recorder.onEvent)
+    const memoryTimer = setInterval(() => {
+      const frame = history.sample(watcher.processes(), Date.now())
+      if (server.clientCount > 0) server.broadcastMemory(stamp(frame))
+    }, SAMPLE_MS).unref()
+    const agent = new Agent({ config, pyspy, port, hub, journal, watcher, server, self, logger, flamegraphs, recorder, memoryTimer, lifecycle })
     logger.info(
       { port, host: config.host, pyspy, version: VERSION, lastSeq: journal.lastSeq, rssBytes: self.current.rssBytes },
       `oomwatch ${VERSION} listening on ws://${config.host}:${port}/`,
@@ -134,16 +182,37 @@ export class Agent {
   /** Stops watching (killing any py-spy), closes clients with 1001, flushes the journal and log. Idempotent. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
-      const { watcher, server, self, journal, logger } = this.#parts
+      const { watcher, server, self, journal, logger, flamegraphs, recorder, memoryTimer, lifecycle } = this.#parts
+      lifecycle.stopping = true
+      clearInterval(memoryTimer)
       await watcher.stop()
+      await recorder?.stop()
       await server.close()
       self.stop()
       journal.close()
+      flamegraphs.remove()
       logger.info('oomwatch stopped')
       logger.flush()
     })()
     return this.#stopping
   }
+}
+
+/** True while `pid` runs and is not a zombie: a flame graph of it can start. */
+function isAlive(proc: ProcReader): (pid: number) => boolean {
+  return pid => {
+    try {
+      const stat = proc.stat(pid)
+      return stat !== undefined && stat.state !== 'Z' && stat.state !== 'X'
+    } catch {
+      return false
+    }
+  }
+}
+
+/** Every action is off unless the user enabled it. */
+function actionsEnabled(config: Config): boolean {
+  return config.clampNofile !== undefined || config.onRunaway !== 'none'
 }
 
 function openJournal(config: Config): Journal {

@@ -1,9 +1,10 @@
 import type { Culprit, PyThread } from './capture/stack.js'
 import type { CaptureError } from './capture/pyspy-output.js'
+import type { FlamegraphError } from './capture/flamegraph.js'
 import type { PyspyInfo } from './capture/pyspy-locate.js'
 import type { Risk } from './detect/rlimit-rules.js'
 import type { TriggerReason } from './detect/trigger.js'
-import type { MemoryLimit, PythonIdentity, RlimitTable } from './types.js'
+import type { MemoryLimit, PythonIdentity, RlimitTable, RlimitValue } from './types.js'
 
 /**
  * The protocol: every event that reaches a WebSocket client, the log and (later) the
@@ -13,6 +14,8 @@ import type { MemoryLimit, PythonIdentity, RlimitTable } from './types.js'
 /** A watched Python process, as first seen. */
 export interface ProcessInfo {
   pid: number
+  /** Parent pid: 0 for a container's entrypoint seen from a shared PID namespace. */
+  ppid: number
   /** Start time in clock ticks after boot: (pid, startTime) names one process across pid reuse. */
   startTime: number
   cmdline: string[]
@@ -134,7 +137,52 @@ export interface PostMortem {
   explanation?: string
 }
 
-export type EventPayload = HelloPayload | ClientErrorPayload | ProcessPayload | RiskPayload | IncidentPayload | ExitPayload
+/** Something oomwatch did (only when enabled): what, to which pid, why, and the result. */
+export interface ActionPayload {
+  type: 'action'
+  action: 'clamp-rlimit' | 'stop' | 'freeze' | 'release'
+  pid: number
+  cmdline: string[]
+  reason: string
+  /** `skipped`: a rule kept it from acting (PID 1, an entrypoint, no longer a runaway). */
+  result: 'done' | 'refused' | 'failed' | 'skipped'
+  detail?: string
+  remedy?: string
+  incidentId?: string
+  rlimit?: { name: string; from: { soft: RlimitValue; hard: RlimitValue }; to: { soft: number; hard: number } }
+  /** For a clamp: how long after the process started it was done, ms. */
+  afterStartMs?: number
+}
+
+/**
+ * Follows an incident whose process was still alive after the dump: a short `py-spy
+ * record` as an SVG flame graph at `url` (a path on this agent), or why there is none.
+ */
+export interface FlamegraphPayload {
+  type: 'flamegraph'
+  incidentId: string
+  pid: number
+  /** `/incidents/<id>/flamegraph.svg`; absent when `error` is set. */
+  url?: string
+  /** How long py-spy recorded, ms (less than asked when the process died meanwhile). */
+  durationMs?: number
+  error?: FlamegraphError
+}
+
+/**
+ * Not an event: a per-client frame for the live page (`?memory=1`), never journaled or
+ * logged. Each watched process's RSS points since the last frame (in the first frame,
+ * the history kept), as `[epoch ms, bytes]`, with its memory limit.
+ */
+export interface MemoryPayload {
+  type: 'memory'
+  processes: { pid: number; limitBytes: number; points: [number, number][] }[]
+}
+
+/** A memory frame as sent: stamped at the current seq, like a hello. */
+export type MemoryFrame = MemoryPayload & { seq: number; ts: string }
+
+export type EventPayload = HelloPayload | ClientErrorPayload | ProcessPayload | RiskPayload | IncidentPayload | ExitPayload | ActionPayload | FlamegraphPayload
 
 /** Events for one client only; they carry the current seq without taking one. */
 type PerClient = HelloPayload | ClientErrorPayload

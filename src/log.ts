@@ -22,6 +22,8 @@ const LEVEL: Record<OomwatchEvent['type'], 'info' | 'warn' | 'error'> = {
   risk: 'warn',
   incident: 'error',
   exit: 'info',
+  action: 'warn',
+  flamegraph: 'info',
 }
 
 /**
@@ -50,5 +52,9 @@ function describe(event: OomwatchEvent): string {
       return 'hello'
     case 'error':
       return event.message
+    case 'flamegraph':
+      return event.url ? `flame graph of incident ${event.incidentId} at ${event.url}` : `no flame graph for incident ${event.incidentId}: ${event.error?.message}`
+    case 'action':
+      return `${event.action} pid ${event.pid}: ${event.result}${event.detail ? ` (${event.detail})` : ''}; ${event.reason}`
   }
 }

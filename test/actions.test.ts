@@ -55,6 +55,8 @@ t.test('stop the runaway: oomwatch stops it, the kernel kills nothing, its neigh
   t.equal(exit.oomKilled, false, 'the kernel did not kill it')
   t.equal(cgroup.oomKills(), 0, "the cgroup's oom_kill count stayed 0")
   t.ok(isAlive(healthy.pid!), 'the healthy process in the same cgroup still runs')
+  const metrics = await (await fetch(`http://127.0.0.1:${agent.port}/metrics`)).text()
+  t.match(metrics, /^oomwatch_actions_total\{action="stop",result="done"\} 1$/m, 'and the metrics count the action')
 })
 
 for (const fallback of ['stop', 'release'] as const) {

@@ -72,6 +72,8 @@ t.test('every setting with a bad value: exit 2, and the message names it', async
     journalDir: '/etc/hostname',
     journalMaxBytes: '1Ki',
     clientBufferBytes: '1Ki',
+    actOnEntrypoint: 'maybe',
+    flamegraph: 'maybe',
     procRoot: '/nonexistent/proc',
     pyspy: '/nonexistent/py-spy',
     match: '(',

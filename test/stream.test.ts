@@ -37,6 +37,7 @@ const HELLO: HelloPayload = {
 
 const PROCESS: ProcessInfo = {
   pid: 4242,
+  ppid: 1,
   startTime: 123456,
   cmdline: ['python3', '/app/leak.py'],
   python: { via: 'exe', detail: '/usr/bin/python3.11' },
@@ -363,8 +364,11 @@ t.test('StreamServer', async t => {
     t.ok(warning, 'cut within the same tick, not at the next check')
     t.ok(Number(warning?.bufferedBytes) > 4 << 20, `backlog ${warning?.bufferedBytes} past 4x the allowance`)
     const count = lines.length
+    const dropped = server.droppedEvents
+    t.ok(dropped > 0, `the frames it was not sent count as dropped (${dropped})`)
     server.broadcast(frame) // the closing client is skipped, without a second warning
     t.equal(lines.length, count)
+    t.equal(server.droppedEvents, dropped + 1, 'and so does each one after')
     socket.on('error', () => {}) // a reset, when the server drops the unsent backlog
     socket.resume() // read again, to see the end: the server does not wait for a close reply
     await once(socket, 'close')

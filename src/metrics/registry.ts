@@ -1,0 +1,132 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { OomwatchEvent, ProcessInfo } from '../events.js'
+import { commandName } from './command-name.js'
+
+/** What the metrics read at each scrape, besides the events they count. */
+export interface MetricsSources {
+  version: string
+  /** True when py-spy was found at start. */
+  pyspyFound: boolean
+  /** The processes watched now, with their latest RSS. */
+  processes: () => ProcessInfo[]
+  /** WebSocket clients connected now. */
+  clients: () => number
+  /** Events not delivered to a client because it was cut for slowness (it can replay them). */
+  droppedEvents: () => number
+}
+
+/** Trigger-to-stack times are tens of ms when py-spy is quick, seconds when it stalls. */
+const CAPTURE_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+/**
+ * oomwatch's Prometheus metrics (prom-client, its own registry): the default process and
+ * Node.js metrics, and `oomwatch_*` ones. Counters follow the event stream (subscribe
+ * {@link Metrics.sink} to the hub); per-process gauges are read from the watcher at each
+ * scrape, so a process that exited is gone from the next one.
+ */
+export class Metrics {
+  readonly registry = new Registry()
+  readonly #incidents: Counter<'reason'>
+  readonly #risks: Counter<'rule'>
+  readonly #captureSeconds: Histogram
+  readonly #pyspyFailures: Counter<'code' | 'run'>
+  readonly #oomKills: Counter
+  readonly #actions: Counter
+
+  constructor(sources: MetricsSources) {
+    const registers = [this.registry]
+    // 100 ms, not prom-client's 10: the event-loop histogram's timer wakes the agent at that rate.
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 })
+    new Gauge({ name: 'oomwatch_info', help: 'Always 1; the agent version is a label.', labelNames: ['version'], registers }).set({ version: sources.version }, 1)
+    new Gauge({ name: 'oomwatch_pyspy_available', help: '1 when py-spy was found at start (else incidents carry no stack).', registers }).set(sources.pyspyFound ? 1 : 0)
+    const labelNames = ['pid', 'command'] as const
+    const perProcess = (name: string, help: string, value: (p: ProcessInfo) => number | undefined) =>
+      new Gauge({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect() {
+          this.reset()
+          for (const p of sources.processes()) {
+            const v = value(p)
+            if (v !== undefined) this.set({ pid: String(p.pid), command: commandName(p.cmdline) }, v)
+          }
+        },
+      })
+    new Gauge({
+      name: 'oomwatch_watched_processes',
+      help: 'Python processes watched now.',
+      registers,
+      collect() {
+        this.set(sources.processes().length)
+      },
+    })
+    perProcess('oomwatch_process_resident_memory_bytes', 'Resident set size of a watched Python process, bytes.', p => p.memory.rssBytes)
+    perProcess('oomwatch_process_memory_limit_bytes', "The memory limit the OOM killer enforces on a watched process (its container's cgroup, else the configured or host memory), bytes.", p => p.memory.limit.bytes)
+    perProcess('oomwatch_process_nofile_hard_limit', 'Hard RLIMIT_NOFILE of a watched process, in files (+Inf when unlimited).', p => {
+      const hard = p.rlimits.NOFILE?.hard
+      return hard === 'unlimited' ? Infinity : hard
+    })
+    this.#incidents = new Counter({ name: 'oomwatch_incidents_total', help: 'Runaways caught, by trigger reason.', labelNames: ['reason'], registers })
+    this.#risks = new Counter({ name: 'oomwatch_risks_total', help: 'Risky rlimits found on watched processes, by rule.', labelNames: ['rule'], registers })
+    this.#captureSeconds = new Histogram({ name: 'oomwatch_capture_duration_seconds', help: "From an incident's trigger to its parsed stack, seconds.", buckets: CAPTURE_BUCKETS, registers })
+    this.#pyspyFailures = new Counter({
+      name: 'oomwatch_pyspy_failures_total',
+      help: 'py-spy runs that failed, by error code and run (dump for the stack, record for a flame graph).',
+      labelNames: ['code', 'run'],
+      registers,
+    })
+    this.#oomKills = new Counter({ name: 'oomwatch_oom_kills_total', help: 'Watched processes the kernel OOM-killed.', registers })
+    this.#actions = new Counter({ name: 'oomwatch_actions_total', help: 'Actions taken (when enabled), by action and result.', labelNames: ['action', 'result'], registers })
+    new Gauge({
+      name: 'oomwatch_websocket_clients',
+      help: 'WebSocket clients connected now.',
+      registers,
+      collect() {
+        this.set(sources.clients())
+      },
+    })
+    new Counter({
+      name: 'oomwatch_events_dropped_total',
+      help: 'Events not sent to a client because it was closed as too slow (it can reconnect with ?since=SEQ to replay them).',
+      registers,
+      collect() {
+        // A count kept by the server: mirrored, never counted twice.
+        this.reset()
+        this.inc(sources.droppedEvents())
+      },
+    })
+  }
+
+  /** Counts what the events say; subscribe it to the hub. */
+  readonly sink = (event: OomwatchEvent): void => {
+    switch (event.type) {
+      case 'incident':
+        this.#incidents.inc({ reason: event.reason })
+        this.#captureSeconds.observe(event.capture.triggerToStackMs / 1000)
+        if (event.capture.error) this.#pyspyFailures.inc({ code: event.capture.error.code, run: 'dump' })
+        break
+      case 'risk':
+        this.#risks.inc({ rule: event.rule })
+        break
+      case 'flamegraph':
+        // FLAMEGRAPH_* codes say why py-spy was not run at all.
+        if (event.error && !event.error.code.startsWith('FLAMEGRAPH_')) {
+          this.#pyspyFailures.inc({ code: event.error.code, run: 'record' })
+        }
+        break
+      case 'exit':
+        if (event.oomKilled) this.#oomKills.inc()
+        break
+      case 'action':
+        this.#actions.inc({ action: event.action, result: event.result })
+        break
+    }
+  }
+
+  /** The exposition, in Prometheus text format. */
+  async text(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() }
+  }
+}
