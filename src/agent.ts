@@ -128,7 +128,7 @@ export class Agent {
       clientError: message => hub.greet({ type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message }),
       isReady: () => watcher.ready,
       readyNote: () => ('path' in pyspy ? `py-spy ${pyspy.version} at ${pyspy.path}` : `py-spy missing: ${pyspy.error}; incidents will carry no stack (${pyspy.remedy})`),
-      isLive: () => !lifecycle.stopping,
+      isLive: () => !lifecycle.stopping && watcher.alive,
       metrics: () => metrics.text(),
       flamegraphFile: id => flamegraphs.file(id),
       page: PAGE_HTML,

@@ -54,7 +54,7 @@ t.test('/livez and /readyz across the start and stop of the real agent', async t
   for (let answer = await probe(port, '/livez'); ; answer = await probe(port, '/livez')) {
     if (stopping.at(-1) !== answer[0]) stopping.push(answer[0])
     if (answer[0] === 'refused') break
-    if (answer[0] === 503) t.equal(answer[1], 'stopping\n')
+    if (answer[0] === 503) t.equal(answer[1], 'not live: stopping, or the watch loop has stalled\n')
   }
   t.ok(stopping.every(status => status === 200 || status === 503 || status === 'refused'), `while stopping: ${stopping.join(' ')}`)
   t.equal((await run.done).code, 0)
@@ -86,7 +86,7 @@ t.test('/livez fails once the agent stops; /readyz reports a missing py-spy with
   t.same(await probe(port, '/livez'), [200, 'ok\n'])
   t.same(await probe(port, '/readyz'), [200, 'ready\npy-spy missing: not found; incidents will carry no stack\n'], 'ready, and says so in the body')
   live = false
-  t.same(await probe(port, '/livez'), [503, 'stopping\n'])
+  t.same(await probe(port, '/livez'), [503, 'not live: stopping, or the watch loop has stalled\n'])
 })
 
 t.test('GET /: the live page for a browser, 426 for everything else', async t => {

@@ -221,7 +221,7 @@ export class StreamServer {
     if (url === undefined) return reply(res, 400, 'the request target is not a URL\n')
     const path = url.pathname
     const options = this.#options
-    if (path === '/livez') return options.isLive?.() === false ? reply(res, 503, 'stopping\n') : reply(res, 200, 'ok\n')
+    if (path === '/livez') return options.isLive?.() === false ? reply(res, 503, 'not live: stopping, or the watch loop has stalled\n') : reply(res, 200, 'ok\n')
     if (path === '/readyz') {
       if (!options.isReady()) return reply(res, 503, 'starting: first scan not done\n')
       const note = options.readyNote?.()

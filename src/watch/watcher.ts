@@ -67,6 +67,7 @@ export class Watcher {
   readonly #stopping = new AbortController()
   #timer: NodeJS.Timeout | undefined
   #lastScan = -Infinity
+  #lastTickEnd = -Infinity
   #scanned = false
   #stopped = false
 
@@ -84,6 +85,15 @@ export class Watcher {
   /** True once the first scan is done. */
   get ready(): boolean {
     return this.#scanned
+  }
+
+  /**
+   * True while the loop ticks: the last tick ended less than ten base intervals ago (at
+   * least 5 s, for a node under load). A loop that died or hangs makes /livez fail, so the
+   * kubelet restarts the sidecar.
+   */
+  get alive(): boolean {
+    return !this.#stopped && this.#now() - this.#lastTickEnd < Math.max(5000, 10 * this.#deps.config.intervalMs)
   }
 
   /** The processes watched now, as a `hello` lists them. */
@@ -134,6 +144,7 @@ export class Watcher {
     }
     // A container that grows may have a new process to explain it (a daemon's child).
     if (rising && now - this.#lastScan >= config.intervalMs) this.#scan(now)
+    this.#lastTickEnd = this.#now()
     this.#timer = setTimeout(() => this.#tick(), delay)
   }
 
