@@ -1,0 +1,193 @@
+// The race against the OOM killer, oomwatch side by side with the by-hand alternative.
+// Usage: npm run bench:race -- [runs=5] [--rates 40000000,200000000,0] [--modes plain,daemon] [--delay 1]
+//        [--agent-node-args '--lite-mode'] [--agent-cli /path/to/other/dist/cli.js]
+//
+// A seed-shaped daemon leaks into a fresh 256 MiB memory cgroup at each rate (bytes/s;
+// 0 = as fast as CPython goes), run directly or double-forked, `runs` times per cell,
+// cells interleaved so that the machine's noise spreads over all of them. Watching it at
+// the same time, each with its own output:
+// - oomwatch: `node dist/cli.js --port 0`, defaults otherwise, one process for the whole
+//   benchmark, as a sidecar runs; a WebSocket client in this process. It wins a run when
+//   the incident for the pid, naming fd_table_from_limit and carrying rlimits.NOFILE,
+//   arrives while the process is alive (/proc/<pid>/stat checked at receipt).
+// - by hand: bench/by-hand-watch.sh (a bash loop: every second, each Python process's
+//   VmRSS against 80% of the limit, then `py-spy dump`). It wins when a dump naming
+//   fd_table_from_limit is written before the kill.
+// Margin = time of death (/proc/<pid> polled every 2 ms) minus arrival, on this process's
+// monotonic clock. Runs in its own PID namespace unless --no-isolate (see lib/common.mjs).
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { WebSocket } from 'ws'
+import { DAEMON, PYSPY, PYTHON, ROOT, fmt, isolate, isAlive, machine, makeCgroup, median, option, positional, procState, readPidfile, startAgentProcess } from './lib/common.mjs'
+
+const { isolated, args } = isolate()
+const runs = Number(positional(args, 5))
+const rates = option(args, 'rates', '40000000,200000000,0').split(',').map(Number)
+const modes = option(args, 'modes', 'plain,daemon').split(',')
+const delay = option(args, 'delay', '1')
+// For re-measuring a candidate fix: node flags for the agent, or another build's cli.js.
+const agentNodeArgs = option(args, 'agent-node-args', '').split(' ').filter(Boolean)
+const agentCli = option(args, 'agent-cli', undefined)
+const LIMIT = 256 * 1024 * 1024
+const ENTRIES = '10000000' // ~700 MB of set: far past the limit
+const GRACE_MS = 2000 // after the death, for an event or a dump still on its way
+
+const work = mkdtempSync(join(tmpdir(), 'oomwatch-race-'))
+console.error(`machine: ${machine()}${isolated ? '; in its own PID namespace' : ''}`)
+
+// oomwatch, and its client.
+const agent = await startAgentProcess({ nodeArgs: agentNodeArgs, ...(agentCli && { cli: agentCli }) })
+const incidents = []
+const ws = new WebSocket(`ws://127.0.0.1:${agent.port}/`)
+ws.on('message', data => {
+  const receivedAt = performance.now()
+  const event = JSON.parse(String(data))
+  if (event.type !== 'incident') return
+  // Checked the moment the stack arrives: proof that it came before the kill.
+  const state = procState(event.pid)
+  incidents.push({ event, receivedAt, alive: isAlive(event.pid), state })
+})
+await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject))
+
+// The by-hand loop.
+const loop = spawn('bash', [join(ROOT, 'bench/by-hand-watch.sh'), String(LIMIT)], { env: { ...process.env, PYSPY, OUT: join(work, 'dumps') }, stdio: ['ignore', 'pipe', 'inherit'] })
+const dumps = []
+createInterface({ input: loop.stdout }).on('line', line => {
+  const at = performance.now()
+  const [outcome, pid, file] = line.split(' ')
+  let text = ''
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch {
+    // unreadable: counts as a failed dump
+  }
+  dumps.push({ at, ok: outcome === 'dumped', pid: Number(pid), named: outcome === 'dumped' && text.includes('fd_table_from_limit'), error: outcome === 'dumped' ? undefined : text.trim().split('\n').pop() })
+})
+
+const cells = rates.flatMap(rate => modes.map(mode => ({ rate, mode })))
+const rows = []
+// A run the OOM killer did not end is no race (on a shared machine something else may
+// signal the process): it is listed as void and run again, up to MAX_TRIES times.
+const MAX_TRIES = 3
+const voided = []
+for (let run = 1; run <= runs; run++) {
+  for (const cell of cells) {
+    for (let attempt = 1; attempt <= MAX_TRIES; attempt++) {
+      const row = { ...cell, run, ...(await race(cell, `${run}-${attempt}`)) }
+      console.error(`${label(cell)} run ${run}${attempt > 1 ? ` (try ${attempt})` : ''}: ${row.oomKilled ? 'OOM-killed' : `NOT OOM-killed (${row.death})`}, oomwatch ${describe(row.agent)}, by hand ${describe(row.byHand)}`)
+      if (row.oomKilled || attempt === MAX_TRIES) {
+        rows.push(row)
+        break
+      }
+      voided.push(row)
+    }
+  }
+}
+
+ws.close()
+loop.kill('SIGTERM')
+await agent.stop()
+rmSync(work, { recursive: true, force: true })
+
+/** One run: the daemon leaks until the kernel kills it; who reported it first, and by how much. */
+async function race({ rate, mode }, run) {
+  const cgroup = makeCgroup(`oomwatch-race-${process.pid}-${run}-${rate}-${mode}`, LIMIT)
+  const pidfile = join(work, `daemon-${run}-${rate}-${mode}.pid`)
+  const command = [PYTHON, DAEMON, '--entries', ENTRIES, '--rate', String(rate), '--delay', delay, ...(mode === 'daemon' ? ['--daemonize', '--pidfile', pidfile] : [])]
+  const [bin, ...argv] = cgroup.wrap(command)
+  const killsBefore = cgroup.oomKills()
+  const child = spawn(bin, argv, { stdio: 'ignore' })
+  const exit = new Promise(resolve => child.once('exit', (code, signal) => resolve(signal ?? `exit ${code}`)))
+  const pid = mode === 'daemon' ? await readPidfile(pidfile) : child.pid
+  const { diedAt, status } = await deathOf(pid)
+  const death = mode === 'daemon' ? status : await exit
+  await sleep(GRACE_MS)
+  const oomKilled = cgroup.oomKills() > killsBefore
+  await cgroup.remove()
+
+  const received = incidents.find(({ event }) => event.pid === pid)
+  let agentResult = { arrived: false }
+  if (received) {
+    const { event } = received
+    const named = event.threads.some(thread => thread.frames.some(frame => frame.function === 'fd_table_from_limit'))
+    const nofile = event.rlimits?.NOFILE !== undefined
+    agentResult = {
+      arrived: true,
+      won: received.alive && named && nofile && received.receivedAt < diedAt,
+      margin: diedAt - received.receivedAt,
+      detail: `${event.reason} at ${Math.round(event.memory.fractionOfLimit * 100)}%, py-spy ${event.capture.pyspyMs} ms${event.capture.error ? `, ${event.capture.error.code}` : ''}${named ? '' : ', no fd_table_from_limit'}${nofile ? '' : ', no NOFILE'}${received.alive ? '' : `, state ${received.state ?? 'gone'} at receipt`}`,
+    }
+  }
+  const mine = dumps.filter(dump => dump.pid === pid)
+  const good = mine.find(dump => dump.named)
+  const failures = mine.filter(dump => !dump.ok)
+  const byHand = good
+    ? { arrived: true, won: good.at < diedAt, margin: diedAt - good.at, detail: `${mine.length} dump(s)${failures.length ? `, ${failures.length} failed` : ''}` }
+    : { arrived: false, detail: mine.length ? `${failures.length} failed: ${failures[0]?.error ?? ''}` : 'never over 80% at a check' }
+  return { pid, oomKilled, death, agent: agentResult, byHand }
+}
+
+/**
+ * When `pid` was first seen dead (polled every 2 ms), and how it died when its zombie
+ * could be read (exit_code, field 52 of /proc/<pid>/stat: a signal in the low 7 bits).
+ */
+async function deathOf(pid, timeoutMs = 120_000) {
+  const until = performance.now() + timeoutMs
+  while (performance.now() < until) {
+    if (!isAlive(pid)) {
+      const diedAt = performance.now()
+      let status = 'reaped before read'
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+        const code = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[49])
+        status = code & 0x7f ? `signal ${code & 0x7f}` : `exit ${code >> 8}`
+      } catch {
+        // reaped already
+      }
+      return { diedAt, status }
+    }
+    await sleep(2)
+  }
+  throw new Error(`pid ${pid} still alive after ${timeoutMs} ms`)
+}
+
+function label({ rate, mode }) {
+  return `${rate ? `${rate / 1e6} MB/s` : 'unthrottled'}, ${mode === 'daemon' ? 'daemonized' : 'direct'}`
+}
+
+function describe(result) {
+  if (!result.arrived) return `lost (${result.detail ?? 'no incident'})`
+  return `${result.won ? 'won' : 'LOST'} by ${fmt(result.margin, 0)} ms (${result.detail})`
+}
+
+const margin = result => (result.arrived ? `${fmt(result.margin, 0)}` : '—')
+const verdict = result => (result.arrived && result.won ? 'yes' : 'no')
+
+console.log(`### Per run\n`)
+console.log(`| leak | run | OOM-killed | oomwatch first | oomwatch margin (ms) | by hand first | by-hand margin (ms) | oomwatch ahead of by hand (ms) | notes |`)
+console.log(`|---|---|---|---|---|---|---|---|---|`)
+for (const row of rows) {
+  const ahead = row.agent.arrived && row.byHand.arrived ? fmt(row.agent.margin - row.byHand.margin, 0) : '—'
+  console.log(`| ${label(row)} | ${row.run} | ${row.oomKilled ? 'yes' : `no (${row.death})`} | ${verdict(row.agent)} | ${margin(row.agent)} | ${verdict(row.byHand)} | ${margin(row.byHand)} | ${ahead} | oomwatch: ${row.agent.detail ?? 'no incident'}; by hand: ${row.byHand.detail} |`)
+}
+console.log(`\n### Per leak (${runs} runs each)\n`)
+console.log(`| leak | OOM-killed | oomwatch wins | oomwatch margin median (min) ms | by-hand wins | by-hand margin median (min) ms |`)
+console.log(`|---|---|---|---|---|---|`)
+for (const cell of cells) {
+  const mine = rows.filter(row => row.rate === cell.rate && row.mode === cell.mode)
+  const stats = pick => {
+    const margins = mine.filter(row => row[pick].arrived && row[pick].won).map(row => row[pick].margin)
+    return `${margins.length ? `${fmt(median(margins), 0)} (${fmt(Math.min(...margins), 0)})` : '—'}`
+  }
+  const wins = pick => `${mine.filter(row => row[pick].arrived && row[pick].won).length}/${mine.length}`
+  console.log(`| ${label(cell)} | ${mine.filter(row => row.oomKilled).length}/${mine.length} | ${wins('agent')} | ${stats('agent')} | ${wins('byHand')} | ${stats('byHand')} |`)
+}
+if (voided.length) {
+  console.log(`\nVoid runs (not OOM-killed, run again): ${voided.map(row => `${label(row)} run ${row.run}: ${row.death}, pid ${row.pid}`).join('; ')}.`)
+}
+const total = rows.filter(row => row.agent.arrived && row.agent.won).length
+console.log(`\noomwatch won ${total} of ${rows.length} runs; by hand ${rows.filter(row => row.byHand.arrived && row.byHand.won).length} of ${rows.length}.`)
