@@ -3,12 +3,13 @@
 // same /proc files (the floor).
 // Usage: npm run bench:cost -- [--duration 60] [--counts 0,50,200] [--warmup 5] [--watchers agent,si,floor] [--profile DIR]
 //        [--agent-node-args '--max-semi-space-size=1'] [--agent-cli /path/to/other/dist/cli.js]
+// (--agent-node-args are added to the flags of the cli's shebang line, which it always runs with)
 //
 // For each count, that many idle Python processes (the seed's daemon, --entries 0) sit in
 // one memory cgroup (4 GiB limit) below ours. Then each watcher runs alone, as its own
 // process, at the agent's default cadence (cgroup usage every 100 ms, /proc scan every
 // 500 ms, per-process stat every 1 s):
-// - agent: `node dist/cli.js --port 0`, defaults otherwise;
+// - agent: `node <shebang flags> dist/cli.js --port 0`, defaults otherwise (as the image runs it);
 // - si:    bench/lib/watch-si.mjs;
 // - floor: bench/lib/watch-floor.mjs.
 // After a warm-up (start, first scan, every process discovered), CPU is
@@ -20,7 +21,7 @@ import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { CLK_TCK, MiB, ROOT, fmt, isolate, machine, makeCgroup, option, spawnIdlePythons, startAgentProcess, usageOf } from './lib/common.mjs'
+import { CLK_TCK, MiB, ROOT, fmt, isolate, machine, makeCgroup, option, shippedNodeFlags, spawnIdlePythons, startAgentProcess, usageOf } from './lib/common.mjs'
 
 const { isolated, args } = isolate()
 const duration = Number(option(args, 'duration', '60'))
@@ -83,7 +84,7 @@ for (const [index, count] of counts.entries()) {
 
 const get = (count, name) => results.find(r => r.count === count && r.name === name)
 const label = { agent: 'oomwatch agent', si: 'systeminformation.processes() loop', floor: 'bare /proc loop (floor)' }
-console.log(`Duration ${duration} s after a ${warmup} s warm-up, default cadence; CPU is % of one core (utime+stime, reaped children included).${agentNodeArgs.length || agentCli ? ` Agent: node ${agentNodeArgs.join(' ')} ${agentCli ?? 'dist/cli.js'}.` : ''}\n`)
+console.log(`Duration ${duration} s after a ${warmup} s warm-up, default cadence; CPU is % of one core (utime+stime, reaped children included). Agent: node ${[...shippedNodeFlags(agentCli), ...agentNodeArgs].join(' ')} ${agentCli ?? 'dist/cli.js'} --port 0.\n`)
 console.log(`| Python processes | watcher | CPU (% of a core) | of which children | peak RSS (MiB) | RSS at end (MiB) | CPU ÷ floor | CPU ÷ si | startup CPU (s) |`)
 console.log(`|---|---|---|---|---|---|---|---|---|`)
 for (const count of counts) {

@@ -3,7 +3,7 @@
 // (or: npm run build && node bench/latency.mjs [runs=10])
 //
 // Each run starts the seed-shaped daemon leaking ~40 MB/s into a 256 MiB memory cgroup.
-// The agent runs as a sidecar does, in its own process (`node dist/cli.js --port 0`,
+// The agent runs as a sidecar does, in its own process (`node <shebang flags> dist/cli.js --port 0`,
 // default settings), for the whole benchmark; the WebSocket client is in this process.
 // - py-spy alone: while the leak is under way and before the agent triggers (cgroup usage
 //   past 30% of the limit), the same process is dumped by `py-spy dump --json` alone,

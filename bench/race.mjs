@@ -1,12 +1,12 @@
 // The race against the OOM killer, oomwatch side by side with the by-hand alternative.
 // Usage: npm run bench:race -- [runs=5] [--rates 40000000,200000000,0] [--modes plain,daemon] [--delay 1]
-//        [--agent-node-args '--lite-mode'] [--agent-cli /path/to/other/dist/cli.js]
+//        [--agent-node-args '--max-semi-space-size=2'] [--agent-cli /path/to/other/dist/cli.js]
 //
 // A seed-shaped daemon leaks into a fresh 256 MiB memory cgroup at each rate (bytes/s;
 // 0 = as fast as CPython goes), run directly or double-forked, `runs` times per cell,
 // cells interleaved so that the machine's noise spreads over all of them. Watching it at
 // the same time, each with its own output:
-// - oomwatch: `node dist/cli.js --port 0`, defaults otherwise, one process for the whole
+// - oomwatch: `node <shebang flags> dist/cli.js --port 0`, defaults otherwise, one process for the whole
 //   benchmark, as a sidecar runs; a WebSocket client in this process. It wins a run when
 //   the incident for the pid, naming fd_table_from_limit and carrying rlimits.NOFILE,
 //   arrives while the process is alive (/proc/<pid>/stat checked at receipt).

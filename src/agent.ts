@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { totalmem } from 'node:os'
 import type { Logger } from 'pino'
-import si from 'systeminformation'
 import { Actor } from './act/actor.js'
 import { captureStack } from './capture/capture.js'
 import { FlamegraphRecorder, FlamegraphStore } from './capture/flamegraph.js'
@@ -83,7 +83,7 @@ export class Agent {
     const watcher = new Watcher({
       config,
       proc: new ProcReader(config.procRoot),
-      hostMemoryBytes: (await si.mem()).total,
+      hostMemoryBytes: totalmem(),
       pageSize: pageSize(),
       ownPids: new Set([process.pid]),
       emit: payload => hub.emit(payload),
@@ -167,7 +167,7 @@ export class Agent {
         : undefined
     if (recorder) hub.subscribe(recorder.onEvent)
     const memoryTimer = setInterval(() => {
-      const frame = history.sample(watcher.processes(), Date.now())
+      const frame = history.sample(watcher.memory(), Date.now())
       if (server.clientCount > 0) server.broadcastMemory(stamp(frame))
     }, SAMPLE_MS).unref()
     const agent = new Agent({ config, pyspy, port, hub, journal, watcher, server, self, logger, flamegraphs, recorder, memoryTimer, lifecycle })

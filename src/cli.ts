@@ -1,6 +1,8 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
-// 2 MiB young-generation semi-spaces (V8 grows them to 16 MiB): a peak RSS ~20 MiB lower
-// under bursts of events, for a few more scavenges. npm start and the image pass it too.
+#!/usr/bin/env -S node --no-opt --no-maglev --no-sparkplug --optimize-for-size
+// V8 without its compilers and sized for memory: the agent waits on syscalls, and its JS runs
+// as fast as it needs interpreted. Peak RSS at 200 watched processes 12 MiB lower on Node 20,
+// 20 MiB on Node 24, CPU within noise (BENCHMARKS.md). --lite-mode saves the same but turns
+// WebAssembly off, with a warning on Node 20. The image's `oomwatch` and npm start run this line.
 import { Agent, AgentConfigError, VERSION } from './agent.js'
 import { ConfigError, helpText, loadConfig } from './config.js'
 import { createLogger } from './log.js'

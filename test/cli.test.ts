@@ -1,11 +1,11 @@
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { WebSocket } from 'ws'
 import { SETTINGS } from '../src/config.js'
-import { runCli } from './helpers/cli.js'
+import { BUILT_CLI, runCli, shippedNodeFlags } from './helpers/cli.js'
 import { fakePyspy } from './helpers/fake-pyspy.js'
 import { makeTestCgroup } from './helpers/memory-cgroup.js'
 import { LEAKY_DAEMON, PYTHON } from './helpers/python.js'
@@ -51,6 +51,14 @@ t.test('--help and --version exit 0', async t => {
   const version = await runCli(['--version']).done
   t.equal(version.code, 0)
   t.match(version.stdout, /^\d+\.\d+\.\d+\n$/)
+})
+
+t.test('the built bin runs as the image runs it, through its shebang, whose node flags node accepts', async t => {
+  const run = spawnSync(BUILT_CLI, ['--version'], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } })
+  t.equal(run.status, 0, run.stderr)
+  t.match(run.stdout, /^\d+\.\d+\.\d+\n$/)
+  t.equal(run.stderr, '', 'no warning from node or V8 about its flags')
+  t.ok(shippedNodeFlags().includes('--optimize-for-size'), 'V8 flags that cut peak RSS by 12-20 MiB (BENCHMARKS.md)')
 })
 
 t.test('it logs JSON with string levels, and SIGTERM stops it with exit 0', async t => {

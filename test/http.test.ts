@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
 import { WebSocket } from 'ws'
-import { EventHub, type MemoryFrame, type OomwatchEvent, type ProcessInfo } from '../src/events.js'
+import { EventHub, type MemoryFrame, type OomwatchEvent } from '../src/events.js'
 import { createLogger } from '../src/log.js'
 import { MemoryHistory } from '../src/page/memory-history.js'
 import { PAGE_HTML } from '../src/page/page.js'
@@ -134,15 +134,7 @@ t.test('a browser sends the token as the subprotocol bearer.<token>; it is never
 
 t.test('?memory=1: the kept history after the greeting, then each sample; other clients get none', async t => {
   const history = new MemoryHistory(10_000)
-  const info = (pid: number, rss: number): ProcessInfo => ({
-    pid,
-    ppid: 1,
-    startTime: 1,
-    cmdline: ['python3'],
-    python: { via: 'exe', detail: 'python3' },
-    rlimits: {},
-    memory: { rssBytes: rss, limit: { bytes: 1000, source: 'env' } },
-  })
+  const info = (pid: number, rss: number) => ({ pid, rssBytes: rss, limitBytes: 1000 })
   history.sample([info(1, 100), info(2, 200)], 1_000)
   history.sample([info(1, 150)], 2_000) // pid 2 is gone: forgotten
   history.sample([info(1, 175)], 13_000) // past the 10 s kept: the first two points go

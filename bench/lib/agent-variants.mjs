@@ -4,7 +4,8 @@
 // Usage: node bench/lib/agent-variants.mjs [--count 200] [--rounds 3] [--duration 40] [--warmup 5]
 //          name=[node flags,comma-separated]@[path/to/dist/cli.js] ...
 // e.g.   node bench/lib/agent-variants.mjs base=@ lite=--lite-mode@ patched=@/tmp/patched/dist/cli.js
-// An empty flag list or path means none / this checkout's dist/cli.js. Runs in its own PID
+// An empty flag list or path means none / this checkout's dist/cli.js; the flags are exactly
+// those given (not the shebang's, unlike the benchmarks). Runs in its own PID
 // namespace unless --no-isolate.
 import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -30,7 +31,7 @@ const results = new Map(variants.map(v => [v.name, []]))
 for (let round = 0; round < rounds; round++) {
   const order = variants.map((_, i) => variants[(i + round) % variants.length])
   for (const variant of order) {
-    const agent = await startAgentProcess(variant)
+    const agent = await startAgentProcess({ ...variant, shippedFlags: false })
     await sleep(warmup * 1000)
     const before = usageOf(agent.pid)
     const t0 = performance.now()

@@ -163,13 +163,21 @@ export function usageOf(pid) {
   return { ownTicks: utime + stime, childTicks: cutime + cstime, ticks: utime + stime + cutime + cstime, hwmBytes: kb('VmHWM'), rssBytes: kb('VmRSS') }
 }
 
+/** The node flags on the `#!/usr/bin/env -S node ...` line of a built cli.js: how the image runs it. */
+export function shippedNodeFlags(cli = join(ROOT, 'dist/cli.js')) {
+  const first = readFileSync(cli, 'utf8').split('\n', 1)[0]
+  return /^#!\/usr\/bin\/env -S node\b/.test(first) ? first.split(/\s+/).slice(3) : []
+}
+
 /**
- * Starts the agent as a sidecar would run it: `node dist/cli.js --port 0`, defaults
- * otherwise (no OOMWATCH_* from our environment). Resolves once it listens, with its port.
+ * Starts the agent as a sidecar would run it: `node <its shebang's flags> dist/cli.js
+ * --port 0`, defaults otherwise (no OOMWATCH_* from our environment), `nodeArgs` added;
+ * `shippedFlags: false` runs it with `nodeArgs` alone. Resolves once it listens, with its port.
  */
-export async function startAgentProcess({ nodeArgs = [], args = [], env = {}, logLines, cli = join(ROOT, 'dist/cli.js'), stderr = 'inherit' } = {}) {
+export async function startAgentProcess({ nodeArgs = [], shippedFlags = true, args = [], env = {}, logLines, cli = join(ROOT, 'dist/cli.js'), stderr = 'inherit' } = {}) {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('OOMWATCH_')))
-  const child = spawn(process.execPath, [...nodeArgs, cli, '--port', '0', ...args], { stdio: ['ignore', 'pipe', stderr], env: { ...clean, ...env } })
+  const flags = [...(shippedFlags ? shippedNodeFlags(cli) : []), ...nodeArgs]
+  const child = spawn(process.execPath, [...flags, cli, '--port', '0', ...args], { stdio: ['ignore', 'pipe', stderr], env: { ...clean, ...env } })
   const exited = new Promise(resolve => child.once('exit', (code, signal) => resolve({ code, signal })))
   let buffered = ''
   const port = await new Promise((resolve, reject) => {

@@ -3,13 +3,14 @@
 // WebSocket, no logging). Every 100 ms: each container's memory usage, through a
 // descriptor kept open. Every 500 ms: a scan of /proc; a new pid costs one readlink of its
 // exe, a new Python process its cmdline, stat, limits and cgroup. Every 1 s: each Python
-// process's stat. Prints `ready` after the first scan; runs until killed.
+// process's stat, through a descriptor kept open (pread), as the agent reads it. Prints
+// `ready` after the first scan; runs until killed.
 import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs'
 import { join } from 'node:path'
 
 const INTERPRETER = /^python(?:\d+(?:\.\d+)?[dmt]*)?$/
 const seen = new Set() // pids examined once, Python or not
-const pythons = new Map() // pid -> { rssPages, limits, cmdline, cgroup }
+const pythons = new Map() // pid -> { rssPages, limits, cmdline, cgroup, statFd }
 const cgroups = new Map() // usage file -> { fd, bytes, members }
 const buf = Buffer.alloc(512)
 
@@ -38,9 +39,10 @@ function scan() {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
       const limits = readFileSync(`/proc/${pid}/limits`, 'utf8')
       const cgroup = usageFileOf(pid)
+      const statFd = openSync(`/proc/${pid}/stat`, 'r')
       if (!cgroups.has(cgroup)) cgroups.set(cgroup, { fd: openSync(cgroup, 'r'), bytes: 0, members: 0 })
       cgroups.get(cgroup).members++
-      pythons.set(pid, { rssPages: rssPages(stat), limits, cmdline, cgroup })
+      pythons.set(pid, { rssPages: rssPages(stat), limits, cmdline, cgroup, statFd })
     } catch {
       // gone, a kernel thread, or not ours to read
     }
@@ -49,6 +51,7 @@ function scan() {
   for (const [pid, python] of pythons) {
     if (present.has(pid)) continue
     pythons.delete(pid)
+    closeSync(python.statFd)
     const cgroup = cgroups.get(python.cgroup)
     if (--cgroup.members === 0) closeSync(cgroup.fd), cgroups.delete(python.cgroup)
   }
@@ -61,7 +64,7 @@ function usage() {
 function refresh() {
   for (const [pid, python] of pythons) {
     try {
-      python.rssPages = rssPages(readFileSync(`/proc/${pid}/stat`, 'utf8'))
+      python.rssPages = rssPages(buf.toString('utf8', 0, readSync(python.statFd, buf, 0, buf.length, 0)))
     } catch {
       // gone: the next scan drops it
     }

@@ -24,8 +24,9 @@ export function measureGrowth(samples: readonly Sample[], windowMs: number, drop
   let start = samples.length - 1
   while (start > 0 && samples[start - 1]!.bytes - samples[start]!.bytes <= dropTolerance) start--
   const runStart = samples[start]!
-  let from = start
-  while (from < samples.length - 1 && last.t - samples[from]!.t > windowMs) from++
+  // Back from the newest: the window holds a few samples, the rise may hold hundreds.
+  let from = samples.length - 1
+  while (from > start && last.t - samples[from - 1]!.t <= windowMs) from--
   const first = samples[from]!
   const seconds = (last.t - first.t) / 1000
   const bytesPerSec = seconds > 0 ? Math.max(0, (last.bytes - first.bytes) / seconds) : 0

@@ -1,41 +1,44 @@
-import type { MemoryPayload, ProcessInfo } from '../events.js'
+import type { MemoryPayload } from '../events.js'
 
 /** How far back the live page's charts go, and how often a point is taken. */
 export const HISTORY_MS = 5 * 60_000
 export const SAMPLE_MS = 1000
 
-interface Kept {
+/** One watched process's memory now: what a point of the live page's chart is made of. */
+export interface MemoryReading {
+  pid: number
+  rssBytes: number
   limitBytes: number
-  points: [number, number][]
 }
 
 /**
  * The recent RSS of each watched process, for the live page: sampled every
  * {@link SAMPLE_MS}, kept for {@link HISTORY_MS}, forgotten when the process is gone
- * (the page keeps what it already drew).
+ * (the page keeps what it already drew). Points live in fixed rings of numbers: 200
+ * processes over 5 minutes are 60,000 points, 1 MiB this way, ~5 MiB as [t, bytes] arrays.
  */
 export class MemoryHistory {
-  readonly #kept = new Map<number, Kept>()
+  readonly #kept = new Map<number, { limitBytes: number; points: PointRing }>()
   readonly #keepMs: number
+  readonly #capacity: number
 
   constructor(keepMs = HISTORY_MS) {
     this.#keepMs = keepMs
+    this.#capacity = Math.ceil(keepMs / SAMPLE_MS) + 1
   }
 
   /** Takes one point per process at `nowMs` (epoch ms); returns the frame with just these points. */
-  sample(processes: readonly ProcessInfo[], nowMs: number): MemoryPayload {
+  sample(readings: readonly MemoryReading[], nowMs: number): MemoryPayload {
     const present = new Set<number>()
     const frame: MemoryPayload = { type: 'memory', processes: [] }
-    for (const p of processes) {
-      present.add(p.pid)
-      const point: [number, number] = [nowMs, p.memory.rssBytes ?? 0]
-      let kept = this.#kept.get(p.pid)
-      if (!kept) this.#kept.set(p.pid, (kept = { limitBytes: p.memory.limit.bytes, points: [] }))
-      kept.limitBytes = p.memory.limit.bytes
-      kept.points.push(point)
-      const old = kept.points.findIndex(([t]) => nowMs - t <= this.#keepMs)
-      if (old > 0) kept.points.splice(0, old)
-      frame.processes.push({ pid: p.pid, limitBytes: kept.limitBytes, points: [point] })
+    for (const { pid, rssBytes, limitBytes } of readings) {
+      present.add(pid)
+      let kept = this.#kept.get(pid)
+      if (!kept) this.#kept.set(pid, (kept = { limitBytes, points: new PointRing(this.#capacity) }))
+      kept.limitBytes = limitBytes
+      kept.points.push(nowMs, rssBytes)
+      kept.points.dropBefore(nowMs - this.#keepMs)
+      frame.processes.push({ pid, limitBytes, points: [[nowMs, rssBytes]] })
     }
     for (const pid of this.#kept.keys()) if (!present.has(pid)) this.#kept.delete(pid)
     return frame
@@ -43,6 +46,47 @@ export class MemoryHistory {
 
   /** Every kept point: the first frame a page gets. */
   history(): MemoryPayload {
-    return { type: 'memory', processes: [...this.#kept].map(([pid, kept]) => ({ pid, limitBytes: kept.limitBytes, points: [...kept.points] })) }
+    return { type: 'memory', processes: [...this.#kept].map(([pid, kept]) => ({ pid, limitBytes: kept.limitBytes, points: kept.points.toArray() })) }
+  }
+}
+
+/** [time, bytes] points, oldest first, in a ring of fixed capacity: the oldest goes when full. */
+class PointRing {
+  readonly #times: Float64Array
+  readonly #bytes: Float64Array
+  #start = 0
+  #count = 0
+
+  constructor(capacity: number) {
+    this.#times = new Float64Array(capacity)
+    this.#bytes = new Float64Array(capacity)
+  }
+
+  push(t: number, bytes: number): void {
+    const capacity = this.#times.length
+    if (this.#count === capacity) this.#shift()
+    const at = (this.#start + this.#count) % capacity
+    this.#times[at] = t
+    this.#bytes[at] = bytes
+    this.#count++
+  }
+
+  /** Drops the points taken before `t`. */
+  dropBefore(t: number): void {
+    while (this.#count > 0 && this.#times[this.#start]! < t) this.#shift()
+  }
+
+  toArray(): [number, number][] {
+    const points: [number, number][] = []
+    for (let i = 0; i < this.#count; i++) {
+      const at = (this.#start + i) % this.#times.length
+      points.push([this.#times[at]!, this.#bytes[at]!])
+    }
+    return points
+  }
+
+  #shift(): void {
+    this.#start = (this.#start + 1) % this.#times.length
+    this.#count--
   }
 }

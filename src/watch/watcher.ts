@@ -7,13 +7,15 @@ import type { Config } from '../config.js'
 import { CaptureGate } from '../detect/cooldown.js'
 import { findRisks, type Risk } from '../detect/rlimit-rules.js'
 import { Series } from '../detect/series.js'
-import { assess, nextIntervalMs, type Verdict } from '../detect/trigger.js'
+import { assess, nextIntervalMs, type TriggerOptions, type Verdict } from '../detect/trigger.js'
 import type { EventPayload, IncidentPayload, PostMortem, ProcessInfo } from '../events.js'
 import { formatBytes } from '../quantity.js'
 import { chooseLimit } from '../limit.js'
 import { ProcReadError } from '../proc/errors.js'
 import type { ProcReader } from '../proc/reader.js'
+import { StatHandles } from '../proc/stat-handles.js'
 import type { Actor } from '../act/actor.js'
+import type { MemoryReading } from '../page/memory-history.js'
 import { Discovery, type Found } from './discovery.js'
 import { Group } from './group.js'
 
@@ -45,7 +47,6 @@ interface Watched {
   series: Series
   gate: CaptureGate
   risks: Risk[]
-  lastRefresh: number
   peakRss: number
   lastIncident?: IncidentPayload
 }
@@ -60,13 +61,16 @@ export class Watcher {
   readonly #deps: WatcherDeps
   readonly #now: () => number
   readonly #discovery: Discovery
+  readonly #stats: StatHandles
   readonly #watched = new Map<number, Watched>()
   readonly #groups = new Map<string, Group>()
   readonly #captures = new Set<Promise<void>>()
   readonly #reported = new Set<string>()
   readonly #stopping = new AbortController()
+  readonly #triggerOptions: TriggerOptions
   #timer: NodeJS.Timeout | undefined
   #lastScan = -Infinity
+  #lastRefresh = -Infinity
   #lastTickEnd = -Infinity
   #scanned = false
   #stopped = false
@@ -74,6 +78,9 @@ export class Watcher {
   constructor(deps: WatcherDeps) {
     this.#deps = deps
     this.#now = deps.now ?? (() => performance.now())
+    this.#stats = new StatHandles(deps.proc)
+    const { triggerFraction, triggerSeconds, windowMs } = deps.config
+    this.#triggerOptions = { fraction: triggerFraction, seconds: triggerSeconds, windowMs }
     // Access errors come from every process at once when ptrace rights are missing: one report.
     this.#discovery = new Discovery(deps.proc, deps.config.match, (pid, error) =>
       error.code === 'PROC_ACCESS'
@@ -101,6 +108,11 @@ export class Watcher {
     return [...this.#watched.values()].map(w => ({ ...w.info, memory: { ...w.info.memory, rssBytes: w.series.last()?.bytes ?? 0 } }))
   }
 
+  /** Each watched process's last RSS and limit: the live page's chart points, taken every second. */
+  memory(): MemoryReading[] {
+    return Array.from(this.#watched.values(), w => ({ pid: w.info.pid, rssBytes: w.series.last()?.bytes ?? 0, limitBytes: w.group.limit.bytes }))
+  }
+
   /** Runs the first tick now and keeps ticking until `stop()`. */
   start(): void {
     this.#tick()
@@ -115,6 +127,7 @@ export class Watcher {
     await this.#deps.actor?.stop()
     for (const group of this.#groups.values()) group.close()
     this.#groups.clear()
+    this.#stats.closeAll()
   }
 
   #tick(): void {
@@ -131,9 +144,18 @@ export class Watcher {
       if (error) this.#reportOnce(`cgroup:${group.key}`, error)
       if (group.hasUsage) group.verdict = assess(group.series.samples(), group.limit.bytes, this.#triggerOptions)
     }
-    for (const w of [...this.#watched.values()]) {
-      const hot = !w.group.hasUsage || w.group.verdict?.state !== 'steady'
-      if (hot || now - w.lastRefresh >= config.refreshMs) this.#refresh(w, now)
+    // Each process's RSS: every tick where its container rises (or has no usage of its own to
+    // watch), else all of them together every refreshMs. Per group, not per process: at 200
+    // processes a per-process check each tick was a measurable part of the agent's CPU.
+    const refreshAll = now - this.#lastRefresh >= config.refreshMs
+    if (refreshAll) this.#lastRefresh = now
+    for (const group of this.#groups.values()) {
+      if (!refreshAll && group.hasUsage && group.verdict?.state === 'steady') continue
+      // #refresh may remove the member, and an emptied group: safe while iterating a Set or Map.
+      for (const pid of group.members) {
+        const w = this.#watched.get(pid)
+        if (w) this.#refresh(w, now)
+      }
     }
     for (const group of this.#groups.values()) {
       const verdicts = group.hasUsage ? [this.#judgeGroup(group, now)] : this.#judgeMembers(group, now)
@@ -148,10 +170,6 @@ export class Watcher {
     this.#timer = setTimeout(() => this.#tick(), delay)
   }
 
-  get #triggerOptions() {
-    const { triggerFraction, triggerSeconds, windowMs } = this.#deps.config
-    return { fraction: triggerFraction, seconds: triggerSeconds, windowMs }
-  }
 
   /** A cgroup's verdict; when it is a runaway, the member whose RSS grew most is captured. */
   #judgeGroup(group: Group, now: number): Verdict | undefined {
@@ -234,7 +252,7 @@ export class Watcher {
     const series = new Series()
     series.push({ t: now, bytes: rssBytes })
     const risks = findRisks(found.rlimits, { nofileRisk: config.nofileRisk })
-    const w: Watched = { info, group, series, gate: new CaptureGate(config.cooldownMs), risks, lastRefresh: now, peakRss: rssBytes }
+    const w: Watched = { info, group, series, gate: new CaptureGate(config.cooldownMs), risks, peakRss: rssBytes }
     this.#watched.set(found.pid, w)
     group.members.add(found.pid)
     this.#deps.emit({ type: 'process', ...info })
@@ -253,7 +271,7 @@ export class Watcher {
   #refresh(w: Watched, now: number): void {
     let stat
     try {
-      stat = this.#deps.proc.stat(w.info.pid)
+      stat = this.#stats.read(w.info.pid)
     } catch (error) {
       /* c8 ignore next */ if (!(error instanceof ProcReadError)) throw error // parse errors are bugs to see
       this.#reportOnce(`stat:${w.info.pid}`, error)
@@ -264,12 +282,12 @@ export class Watcher {
     const bytes = stat.rssPages * this.#deps.pageSize
     w.series.push({ t: now, bytes })
     w.peakRss = Math.max(w.peakRss, bytes)
-    w.lastRefresh = now
   }
 
   #exit(w: Watched): void {
     const { pid, cmdline } = w.info
     this.#watched.delete(pid)
+    this.#stats.forget(pid)
     w.group.members.delete(pid)
     const oomKilled = w.group.takeOomKill()
     const last = w.lastIncident

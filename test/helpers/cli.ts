@@ -1,10 +1,17 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 /** The CLI source, run with this test's TypeScript loader (and coverage) through execArgv. */
 const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url))
 /** The built CLI (npm test builds it first), for measuring the agent as it ships: no loader, no coverage. */
-const BUILT_CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url))
+export const BUILT_CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url))
+
+/** The node flags of the built CLI's `#!/usr/bin/env -S node ...` line, which the image runs it with. */
+export function shippedNodeFlags(): string[] {
+  const first = readFileSync(BUILT_CLI, 'utf8').split('\n', 1)[0]!
+  return /^#!\/usr\/bin\/env -S node\b/.test(first) ? first.split(/\s+/).slice(3) : []
+}
 
 export interface CliRun {
   child: ChildProcess
@@ -16,8 +23,8 @@ export interface CliRun {
 
 /** Runs `oomwatch args...` as a real child process with `env` added to this one's; `built` runs dist/. */
 export function runCli(args: string[], env: Record<string, string> = {}, options: { built?: boolean; prefix?: string[] } = {}): CliRun {
-  // Built: with the V8 flag npm start, the bin's shebang and the image use.
-  const argv = options.built ? ['--max-semi-space-size=2', BUILT_CLI, ...args] : [...process.execArgv, CLI, ...args]
+  // Built: with the V8 flags of its shebang, as the image runs it (by this test's node).
+  const argv = options.built ? [...shippedNodeFlags(), BUILT_CLI, ...args] : [...process.execArgv, CLI, ...args]
   const childEnv = { ...process.env, ...env }
   // The built agent is measured as it ships: without the test's loader or coverage hooks.
   if (options.built) for (const name of ['NODE_OPTIONS', 'NODE_V8_COVERAGE']) delete childEnv[name]
