@@ -13,6 +13,7 @@ import { classifyFailure, DumpParseError, INSTALL_REMEDY, parseDump, type RunOut
 import { runOnce } from '../src/capture/pyspy-run.js'
 import { pickCulprit, type PyThread } from '../src/capture/stack.js'
 import { findRisks } from '../src/detect/rlimit-rules.js'
+import { Series } from '../src/detect/series.js'
 import { assess } from '../src/detect/trigger.js'
 import { formatBytes } from '../src/quantity.js'
 import { deathOf, isAlive } from './helpers/process.js'
@@ -493,7 +494,7 @@ t.test('locatePyspy', async t => {
 t.test('buildIncident', async t => {
   const LIMIT = 256 * 1024 * 1024
   const samples = Array.from({ length: 40 }, (_, i) => ({ t: i * 100, bytes: 20 * 1024 * 1024 + i * 4_000_000 }))
-  const verdict = assess(samples, LIMIT, { fraction: 0.9, seconds: 3, windowMs: 2000 })
+  const verdict = assess(Series.of(samples), LIMIT, { fraction: 0.9, seconds: 3, windowMs: 2000 })
   t.equal(verdict.state, 'runaway', 'a real verdict')
   const rlimits = { NOFILE: { soft: 1024, hard: 1073741816, units: 'files' } }
   const risks = findRisks(rlimits, { nofileRisk: 1048576 })

@@ -12,6 +12,10 @@ const LIMIT = 256 * MiB
 /** The documented defaults. */
 const OPTIONS: TriggerOptions = { fraction: 0.9, seconds: 3, windowMs: 2000 }
 
+/** The detector reads a Series; the tests write their series as arrays of samples. */
+const growthOf = (samples: readonly Sample[], windowMs: number, tolerance: number) => measureGrowth(Series.of(samples), windowMs, tolerance)
+const judge = (samples: readonly Sample[], limit: number, options: TriggerOptions) => assess(Series.of(samples), limit, options)
+
 // ---- synthetic series: t in ms, bytes as integers ----
 
 /** `count` samples every `everyMs`, the bytes at time t (seconds) given by `at`. */
@@ -38,7 +42,7 @@ function random(seed: number): () => number {
 
 /** The verdict at every prefix of the series, as the agent sees it tick by tick. */
 function verdicts(samples: readonly Sample[], limit = LIMIT, options = OPTIONS): Verdict[] {
-  return samples.map((_, i) => assess(samples.slice(0, i + 1), limit, options))
+  return samples.map((_, i) => judge(samples.slice(0, i + 1), limit, options))
 }
 
 function firstRunaway(list: readonly Verdict[]): number {
@@ -61,47 +65,47 @@ t.test('secondsToLimit', async t => {
 
 t.test('measureGrowth', async t => {
   t.test('empty series', async t => {
-    t.strictSame(measureGrowth([], 2000, MiB), { bytesPerSec: 0, risen: 0, runLength: 0 })
+    t.strictSame(growthOf([], 2000, MiB), { bytesPerSec: 0, risen: 0, runLength: 0 })
   })
   t.test('one sample: no rate', async t => {
-    t.strictSame(measureGrowth([{ t: 0, bytes: 5 * MiB }], 2000, MiB), { bytesPerSec: 0, risen: 0, runLength: 1 })
+    t.strictSame(growthOf([{ t: 0, bytes: 5 * MiB }], 2000, MiB), { bytesPerSec: 0, risen: 0, runLength: 1 })
   })
   t.test('two samples at the same instant: no rate, no division by zero', async t => {
-    const g = measureGrowth([{ t: 5, bytes: 0 }, { t: 5, bytes: 10 * MiB }], 2000, MiB)
+    const g = growthOf([{ t: 5, bytes: 0 }, { t: 5, bytes: 10 * MiB }], 2000, MiB)
     t.equal(g.bytesPerSec, 0)
     t.equal(g.risen, 10 * MiB)
   })
   t.test('a linear rise: exact rate, rise and run', async t => {
     const samples = series(11, 100, s => 10 * MB + 40 * MB * s)
-    t.strictSame(measureGrowth(samples, 2000, MiB), { bytesPerSec: 40 * MB, risen: 40 * MB, runLength: 11 })
+    t.strictSame(growthOf(samples, 2000, MiB), { bytesPerSec: 40 * MB, risen: 40 * MB, runLength: 11 })
   })
   t.test('a drop beyond the tolerance restarts the rise', async t => {
     const samples = [0, 10, 20, 30, 5, 6, 7].map((mib, i) => ({ t: i * 100, bytes: mib * MiB }))
-    const g = measureGrowth(samples, 2000, MiB)
+    const g = growthOf(samples, 2000, MiB)
     t.equal(g.runLength, 3, 'the rise is 5, 6, 7')
     t.equal(g.risen, 2 * MiB)
     t.equal(g.bytesPerSec, 10 * MiB, '2 MiB over 0.2 s')
   })
   t.test('a dip within the tolerance does not', async t => {
     const samples = [0, 10, 20, 19.5, 21].map((mib, i) => ({ t: i * 100, bytes: mib * MiB }))
-    t.equal(measureGrowth(samples, 2000, MiB).runLength, 5)
-    t.equal(measureGrowth(samples, 2000, 0).runLength, 2, 'with no tolerance the same dip ends the rise')
+    t.equal(growthOf(samples, 2000, MiB).runLength, 5)
+    t.equal(growthOf(samples, 2000, 0).runLength, 2, 'with no tolerance the same dip ends the rise')
   })
   t.test('the newest sample ends a fall: run of 1, no rate', async t => {
     const samples = [{ t: 0, bytes: 50 * MiB }, { t: 100, bytes: 10 * MiB }]
-    t.strictSame(measureGrowth(samples, 2000, MiB), { bytesPerSec: 0, risen: 0, runLength: 1 })
+    t.strictSame(growthOf(samples, 2000, MiB), { bytesPerSec: 0, risen: 0, runLength: 1 })
   })
   t.test('a slow decline within the tolerance: rate clamped at 0', async t => {
     const samples = [{ t: 0, bytes: 50 * MiB }, { t: 100, bytes: 50 * MiB - 1000 }, { t: 200, bytes: 50 * MiB - 2000 }]
-    const g = measureGrowth(samples, 2000, MiB)
+    const g = growthOf(samples, 2000, MiB)
     t.equal(g.bytesPerSec, 0)
     t.equal(g.risen, -2000)
   })
   t.test('the rate is over the window only', async t => {
     // 10 MB/s for 10 s, then 50 MB/s for 3 s
     const samples = series(131, 100, s => (s <= 10 ? 10 * MB * s : 100 * MB + 50 * MB * (s - 10)))
-    t.equal(Math.round(measureGrowth(samples, 2000, MiB).bytesPerSec), 50 * MB, 'the last 2 s')
-    const whole = measureGrowth(samples, Infinity, MiB).bytesPerSec
+    t.equal(Math.round(growthOf(samples, 2000, MiB).bytesPerSec), 50 * MB, 'the last 2 s')
+    const whole = growthOf(samples, Infinity, MiB).bytesPerSec
     t.equal(Math.round(whole), Math.round((250 * MB) / 13), 'an unbounded window averages the whole rise')
   })
 })
@@ -150,7 +154,7 @@ t.test('assess: sawtooth, 20 -> 100 MB at 30 MB/s then freed, for 20 s: never a 
   t.ok(peak > 95 * MB, 'the teeth reach ~100 MB')
   // Right after a free, the rise starts over.
   const afterFree = samples.findIndex((s, i) => i > 0 && s.bytes < samples[i - 1]!.bytes)
-  t.equal(measureGrowth(samples.slice(0, afterFree + 1), 2000, noiseFloor(LIMIT)).runLength, 1)
+  t.equal(growthOf(samples.slice(0, afterFree + 1), 2000, noiseFloor(LIMIT)).runLength, 1)
 })
 
 t.test('assess: steady at 95% of the limit with ±0.5 MiB jitter for 30 s: never a runaway', async t => {
@@ -164,14 +168,14 @@ t.test('assess: steady at 95% of the limit with ±0.5 MiB jitter for 30 s: never
 
 t.test('assess: a step long past, then a plateau, is steady', async t => {
   const samples = series(40, 100, s => (s < 0.5 ? 10 * MB : 200 * MB))
-  const v = assess(samples, LIMIT, OPTIONS)
+  const v = judge(samples, LIMIT, OPTIONS)
   t.equal(v.state, 'steady', 'risen beyond noise, but no growth within the window')
   t.equal(v.bytesPerSec, 0)
   t.equal(v.secondsToLimit, Infinity)
 })
 
 t.test('assess: empty series', async t => {
-  const v = assess([], LIMIT, OPTIONS)
+  const v = judge([], LIMIT, OPTIONS)
   t.equal(v.state, 'steady')
   t.equal(v.usage, 0)
   t.equal(v.fraction, 0)
@@ -206,7 +210,7 @@ t.test('assess: a leak with small GC dips still triggers', async t => {
   t.ok(at > 0, 'triggers')
   t.equal(list[at]!.reason, 'time-to-limit')
   t.ok(list[at]!.usage < LIMIT)
-  t.equal(measureGrowth(samples.slice(0, at + 1), 2000, noiseFloor(LIMIT)).runLength, at + 1, 'the dips did not end the rise')
+  t.equal(growthOf(samples.slice(0, at + 1), 2000, noiseFloor(LIMIT)).runLength, at + 1, 'the dips did not end the rise')
 })
 
 t.test('assess: an accelerating leak is judged by its present speed', async t => {
@@ -246,23 +250,26 @@ t.test('nextIntervalMs', async t => {
   t.ok(eased.every((ms, i) => ms < 1000 && ms > 20 && (i === 0 || ms < eased[i - 1]!)), `eases down: ${eased.join(' ')}`)
   t.equal(nextIntervalMs(at(0.505), 1000, 20, 0.5), 510, 'a trigger fraction at half eases over 1%')
   // and from real verdicts
-  t.equal(nextIntervalMs(assess(series(10, 100, () => 10 * MiB), LIMIT, OPTIONS), 1000, 20, 0.9), 1000)
-  t.equal(nextIntervalMs(assess(linearLeak(20 * MiB, 40 * MB, 100).slice(0, 2), LIMIT, OPTIONS), 1000, 20, 0.9), 20)
+  t.equal(nextIntervalMs(judge(series(10, 100, () => 10 * MiB), LIMIT, OPTIONS), 1000, 20, 0.9), 1000)
+  t.equal(nextIntervalMs(judge(linearLeak(20 * MiB, 40 * MB, 100).slice(0, 2), LIMIT, OPTIONS), 1000, 20, 0.9), 20)
 })
 
-t.test('Series keeps at most its capacity, newest last', async t => {
+t.test('Series keeps at most its capacity, newest last, across the wrap of its ring', async t => {
   const small = new Series(3)
   t.equal(small.last(), undefined)
   t.equal(small.length, 0)
   for (let i = 0; i < 5; i++) small.push({ t: i, bytes: i * 10 })
   t.equal(small.length, 3)
-  t.strictSame(small.samples().map(s => s.t), [2, 3, 4], 'the oldest were dropped')
+  t.strictSame(small.toArray(), [{ t: 2, bytes: 20 }, { t: 3, bytes: 30 }, { t: 4, bytes: 40 }], 'the oldest were dropped')
+  t.equal(small.t(0), 2)
+  t.equal(small.bytes(2), 40)
   t.strictSame(small.last(), { t: 4, bytes: 40 })
   const big = new Series()
   t.equal(big.capacity, 256)
   for (let i = 0; i < 300; i++) big.push({ t: i, bytes: 0 })
   t.equal(big.length, 256)
-  t.equal(big.samples()[0]!.t, 44)
+  t.equal(big.t(0), 44)
+  t.equal(Series.of(series(300, 1, () => 0)).length, 300, 'of: room for every sample given')
 })
 
 t.test('CaptureGate', async t => {

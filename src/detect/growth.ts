@@ -1,4 +1,4 @@
-import type { Sample } from '../types.js'
+import type { Samples } from './series.js'
 
 /** How a memory series is moving now. */
 export interface Growth {
@@ -18,19 +18,19 @@ export interface Growth {
  * The rate is taken over the last `windowMs` of the rise, so an accelerating leak is
  * judged by its present speed, not its average.
  */
-export function measureGrowth(samples: readonly Sample[], windowMs: number, dropTolerance: number): Growth {
-  const last = samples[samples.length - 1]
-  if (!last) return { bytesPerSec: 0, risen: 0, runLength: 0 }
-  let start = samples.length - 1
-  while (start > 0 && samples[start - 1]!.bytes - samples[start]!.bytes <= dropTolerance) start--
-  const runStart = samples[start]!
+export function measureGrowth(samples: Samples, windowMs: number, dropTolerance: number): Growth {
+  const end = samples.length - 1
+  if (end < 0) return { bytesPerSec: 0, risen: 0, runLength: 0 }
+  const lastT = samples.t(end)
+  const lastBytes = samples.bytes(end)
+  let start = end
+  while (start > 0 && samples.bytes(start - 1) - samples.bytes(start) <= dropTolerance) start--
   // Back from the newest: the window holds a few samples, the rise may hold hundreds.
-  let from = samples.length - 1
-  while (from > start && last.t - samples[from - 1]!.t <= windowMs) from--
-  const first = samples[from]!
-  const seconds = (last.t - first.t) / 1000
-  const bytesPerSec = seconds > 0 ? Math.max(0, (last.bytes - first.bytes) / seconds) : 0
-  return { bytesPerSec, risen: last.bytes - runStart.bytes, runLength: samples.length - start }
+  let from = end
+  while (from > start && lastT - samples.t(from - 1) <= windowMs) from--
+  const seconds = (lastT - samples.t(from)) / 1000
+  const bytesPerSec = seconds > 0 ? Math.max(0, (lastBytes - samples.bytes(from)) / seconds) : 0
+  return { bytesPerSec, risen: lastBytes - samples.bytes(start), runLength: samples.length - start }
 }
 
 /** Seconds until `usage` reaches `limit` at `bytesPerSec`; Infinity when not growing. */

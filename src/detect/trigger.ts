@@ -1,4 +1,4 @@
-import type { Sample } from '../types.js'
+import type { Samples } from './series.js'
 import { measureGrowth, secondsToLimit } from './growth.js'
 
 /** When a growing series counts as a runaway. */
@@ -43,8 +43,8 @@ export function noiseFloor(limit: number): number {
  * the limit is within `seconds`, or usage is past `fraction` of the limit. Steady usage,
  * however high, never triggers: there is nothing to catch in the act.
  */
-export function assess(samples: readonly Sample[], limit: number, options: TriggerOptions): Verdict {
-  const usage = samples[samples.length - 1]?.bytes ?? 0
+export function assess(samples: Samples, limit: number, options: TriggerOptions): Verdict {
+  const usage = samples.length > 0 ? samples.bytes(samples.length - 1) : 0
   const noise = noiseFloor(limit)
   const growth = measureGrowth(samples, options.windowMs, noise)
   const ttl = secondsToLimit(usage, limit, growth.bytesPerSec)

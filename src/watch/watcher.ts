@@ -142,7 +142,7 @@ export class Watcher {
     for (const group of this.#groups.values()) {
       const error = group.sample(now)
       if (error) this.#reportOnce(`cgroup:${group.key}`, error)
-      if (group.hasUsage) group.verdict = assess(group.series.samples(), group.limit.bytes, this.#triggerOptions)
+      if (group.hasUsage) group.verdict = assess(group.series, group.limit.bytes, this.#triggerOptions)
     }
     // Each process's RSS: every tick where its container rises (or has no usage of its own to
     // watch), else all of them together every refreshMs. Per group, not per process: at 200
@@ -186,7 +186,7 @@ export class Watcher {
     return [...group.members].flatMap(pid => {
       const w = this.#watched.get(pid)
       if (!w) return []
-      const verdict = assess(w.series.samples(), group.limit.bytes, this.#triggerOptions)
+      const verdict = assess(w.series, group.limit.bytes, this.#triggerOptions)
       if (verdict.reason) this.#trigger(w, verdict as Verdict & { reason: NonNullable<Verdict['reason']> }, now)
       return [verdict]
     })
@@ -199,10 +199,12 @@ export class Watcher {
       const w = this.#watched.get(pid)
       if (!w) continue
       // Baseline: the last sample before the window (a cold member was read only at refreshMs).
-      const samples = w.series.samples()
-      const inWindow = samples.findIndex(sample => now - sample.t <= this.#deps.config.windowMs)
-      const baseline = samples[Math.max(0, inWindow - 1)]
-      const growth = (w.series.last()?.bytes ?? 0) - (baseline?.bytes ?? 0)
+      const { series } = w
+      if (series.length === 0) continue
+      let inWindow = series.length
+      while (inWindow > 0 && now - series.t(inWindow - 1) <= this.#deps.config.windowMs) inWindow--
+      const baseline = inWindow === series.length ? 0 : Math.max(0, inWindow - 1)
+      const growth = series.bytes(series.length - 1) - series.bytes(baseline)
       if (growth > bestGrowth) [best, bestGrowth] = [w, growth]
     }
     return best
@@ -347,7 +349,7 @@ export class Watcher {
     this.#deps.emit(incident)
     // Acting is decided on fresh samples: the ticks went on while py-spy ran.
     const series = w.group.hasUsage ? w.group.series : w.series
-    const still = assess(series.samples(), w.group.limit.bytes, this.#triggerOptions).reason !== undefined
+    const still = assess(series, w.group.limit.bytes, this.#triggerOptions).reason !== undefined
     await this.#deps.actor?.afterIncident(w.info, id, still)
   }
 
