@@ -80,6 +80,14 @@ export function makeCgroup(name, limitBytes) {
   const own = ownCgroup()
   const dir = join(own.dir, name)
   if (own.version === 2) writeFileSync(join(own.dir, 'cgroup.subtree_control'), '+memory')
+  // In our own PID namespace process.pid is always the same: a killed run leaves its cgroup under this name.
+  if (existsSync(dir)) {
+    try {
+      rmdirSync(dir)
+    } catch (error) {
+      throw new Error(`${dir} is left over from an earlier run and still holds processes (${error.code}): kill them, then rmdir it`)
+    }
+  }
   mkdirSync(dir)
   writeFileSync(join(dir, own.version === 1 ? 'memory.limit_in_bytes' : 'memory.max'), String(limitBytes))
   if (own.version === 2) writeFileSync(join(dir, 'memory.swap.max'), '0')

@@ -31,3 +31,4 @@ while (performance.now() - t0 < minutes * 60_000) {
 }
 await agent.stop()
 await idle.stop()
+await cgroup.remove()

@@ -24,7 +24,11 @@ export function measureGrowth(samples: Samples, windowMs: number, dropTolerance:
   const lastT = samples.t(end)
   const lastBytes = samples.bytes(end)
   let start = end
-  while (start > 0 && samples.bytes(start - 1) - samples.bytes(start) <= dropTolerance) start--
+  for (let later = lastBytes; start > 0; start--) {
+    const earlier = samples.bytes(start - 1)
+    if (earlier - later > dropTolerance) break
+    later = earlier
+  }
   // Back from the newest: the window holds a few samples, the rise may hold hundreds.
   let from = end
   while (from > start && lastT - samples.t(from - 1) <= windowMs) from--
