@@ -11,7 +11,7 @@ import { EventHub, type OomwatchEvent } from './events.js'
 import { Journal } from './journal/journal.js'
 import { logSink } from './log.js'
 import { Metrics } from './metrics/registry.js'
-import { MemoryHistory, SAMPLE_MS } from './page/memory-history.js'
+import { MemoryHistory, memoryFrame, SAMPLE_MS } from './page/memory-history.js'
 import { PAGE_HTML } from './page/page.js'
 import { ProcReader } from './proc/reader.js'
 import { SelfUsage } from './self-usage.js'
@@ -167,8 +167,10 @@ export class Agent {
         : undefined
     if (recorder) hub.subscribe(recorder.onEvent)
     const memoryTimer = setInterval(() => {
-      const frame = history.sample(watcher.memory(), Date.now())
-      if (server.clientCount > 0) server.broadcastMemory(stamp(frame))
+      const readings = watcher.memory()
+      const now = Date.now()
+      history.record(readings, now)
+      if (server.clientCount > 0) server.broadcastMemory(stamp(memoryFrame(readings, now)))
     }, SAMPLE_MS).unref()
     const agent = new Agent({ config, pyspy, port, hub, journal, watcher, server, self, logger, flamegraphs, recorder, memoryTimer, lifecycle })
     logger.info(

@@ -5,7 +5,7 @@ import t, { type Test } from 'tap'
 import { WebSocket } from 'ws'
 import { EventHub, type MemoryFrame, type OomwatchEvent } from '../src/events.js'
 import { createLogger } from '../src/log.js'
-import { MemoryHistory } from '../src/page/memory-history.js'
+import { MemoryHistory, memoryFrame } from '../src/page/memory-history.js'
 import { PAGE_HTML } from '../src/page/page.js'
 import { PAGE_PROTOCOL, StreamServer, type StreamOptions } from '../src/stream/server.js'
 import { startAgent } from './helpers/agent.js'
@@ -135,9 +135,9 @@ t.test('a browser sends the token as the subprotocol bearer.<token>; it is never
 t.test('?memory=1: the kept history after the greeting, then each sample; other clients get none', async t => {
   const history = new MemoryHistory(10_000)
   const info = (pid: number, rss: number) => ({ pid, rssBytes: rss, limitBytes: 1000 })
-  history.sample([info(1, 100), info(2, 200)], 1_000)
-  history.sample([info(1, 150)], 2_000) // pid 2 is gone: forgotten
-  history.sample([info(1, 175)], 13_000) // past the 10 s kept: the first two points go
+  history.record([info(1, 100), info(2, 200)], 1_000)
+  history.record([info(1, 150)], 2_000) // pid 2 is gone: forgotten
+  history.record([info(1, 175)], 13_000) // past the 10 s kept: the first two points go
   const stamp = (payload: object) => ({ ...payload, seq: 0, ts: new Date().toISOString() }) as MemoryFrame
   const { server, port } = await serve(t, { memoryHistory: () => stamp(history.history()) })
   const page = await open(port, [], '?memory=1')
@@ -145,7 +145,7 @@ t.test('?memory=1: the kept history after the greeting, then each sample; other 
   t.teardown(() => (page.ws?.terminate(), plain.ws?.terminate()))
   while (page.frames.length < 2) await once(page.ws!, 'message')
   t.same(JSON.parse(page.frames[1]!), { type: 'memory', processes: [{ pid: 1, limitBytes: 1000, points: [[13_000, 175]] }], seq: 0, ts: JSON.parse(page.frames[1]!).ts })
-  server.broadcastMemory(stamp(history.sample([info(1, 180)], 14_000)))
+  server.broadcastMemory(stamp(memoryFrame([info(1, 180)], 14_000)))
   server.broadcast({ type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message: 'marker', seq: 1, ts: '' } as OomwatchEvent)
   while (page.frames.length < 4) await once(page.ws!, 'message')
   t.match(JSON.parse(page.frames[2]!), { type: 'memory', processes: [{ pid: 1, points: [[14_000, 180]] }] }, 'one point per process per sample')

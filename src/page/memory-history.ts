@@ -27,10 +27,9 @@ export class MemoryHistory {
     this.#capacity = Math.ceil(keepMs / SAMPLE_MS) + 1
   }
 
-  /** Takes one point per process at `nowMs` (epoch ms); returns the frame with just these points. */
-  sample(readings: readonly MemoryReading[], nowMs: number): MemoryPayload {
+  /** Keeps one point per process at `nowMs` (epoch ms), and forgets the processes not in `readings`. */
+  record(readings: readonly MemoryReading[], nowMs: number): void {
     const present = new Set<number>()
-    const frame: MemoryPayload = { type: 'memory', processes: [] }
     for (const { pid, rssBytes, limitBytes } of readings) {
       present.add(pid)
       let kept = this.#kept.get(pid)
@@ -38,16 +37,19 @@ export class MemoryHistory {
       kept.limitBytes = limitBytes
       kept.points.push(nowMs, rssBytes)
       kept.points.dropBefore(nowMs - this.#keepMs)
-      frame.processes.push({ pid, limitBytes, points: [[nowMs, rssBytes]] })
     }
     for (const pid of this.#kept.keys()) if (!present.has(pid)) this.#kept.delete(pid)
-    return frame
   }
 
   /** Every kept point: the first frame a page gets. */
   history(): MemoryPayload {
     return { type: 'memory', processes: [...this.#kept].map(([pid, kept]) => ({ pid, limitBytes: kept.limitBytes, points: kept.points.toArray() })) }
   }
+}
+
+/** The frame a page gets each second: one point per process (built only while a client listens). */
+export function memoryFrame(readings: readonly MemoryReading[], nowMs: number): MemoryPayload {
+  return { type: 'memory', processes: readings.map(({ pid, rssBytes, limitBytes }) => ({ pid, limitBytes, points: [[nowMs, rssBytes]] })) }
 }
 
 /** [time, bytes] points, oldest first, in a ring of fixed capacity: the oldest goes when full. */

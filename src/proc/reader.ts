@@ -43,7 +43,8 @@ export class ProcReader {
     for (const name of names) {
       if (/^\d+$/.test(name)) pids.push(Number(name))
     }
-    return pids.sort((a, b) => a - b)
+    // A typed array sorts numerically without a comparator: no JS call per comparison, twice a second.
+    return Array.from(Int32Array.from(pids).sort())
   }
 
   /** Parsed `/proc/<pid>/stat`. */
