@@ -63,13 +63,15 @@ for (const leak of cases) {
     t.equal(exit.lastIncidentId, incident.id, 'and names the incident')
     t.equal(exit.postMortem?.culprit?.function, 'fd_table_from_limit', 'its post-mortem names the culprit')
     t.equal(exit.postMortem?.limitBytes, LIMIT, 'and the limit')
-    t.ok((exit.postMortem?.peakRssBytes ?? 0) > LIMIT * 0.5, 'and the peak RSS')
+    const peak = exit.postMortem?.peakRssBytes ?? 0
+    const peakPercent = Math.round((peak / LIMIT) * 100)
+    t.ok(peak > LIMIT * 0.5, `and the peak RSS (${peakPercent}% of the limit)`)
     t.match(exit.postMortem?.summary, /was OOM-killed: fd_table_from_limit \(.*leaky_daemon\.py:\d+\) was growing memory; peak RSS/)
     t.ok(incident.seq < exit.seq, 'the incident came before the exit')
     t.comment(
       `${leak.name}: stack arrived ${Math.round(diedAt - incident.receivedAt)} ms before the kill; ` +
         `reason ${incident.reason}, usage ${Math.round(incident.memory.fractionOfLimit * 100)}%, ` +
-        `trigger-to-stack ${incident.capture.triggerToStackMs} ms, py-spy ${incident.capture.pyspyMs} ms`,
+        `trigger-to-stack ${incident.capture.triggerToStackMs} ms, py-spy ${incident.capture.pyspyMs} ms, sampled peak RSS ${peakPercent}%`,
     )
   })
 }
