@@ -149,8 +149,10 @@ export class Agent {
         journalFailed = true
       }
     })
-    hub.subscribe(logSink(logger))
+    // Clients before the log line: a WebSocket client is the one racing the OOM killer, and
+    // serializing a large incident for pino took part of the measured hop (bench/latency.mjs).
     hub.subscribe(event => server.broadcast(event))
+    hub.subscribe(logSink(logger))
     hub.subscribe(metrics.sink)
     // Last: a flame graph starts once every other sink has the incident.
     const recorder =
