@@ -149,10 +149,8 @@ export class Agent {
         journalFailed = true
       }
     })
-    // Clients before the log line: a WebSocket client is the one racing the OOM killer, and
-    // serializing a large incident for pino took part of the measured hop (bench/latency.mjs).
-    hub.subscribe(event => server.broadcast(event))
     hub.subscribe(logSink(logger))
+    hub.subscribe(event => server.broadcast(event))
     hub.subscribe(metrics.sink)
     // Last: a flame graph starts once every other sink has the incident.
     const recorder =
