@@ -182,7 +182,7 @@ export function shippedNodeFlags(cli = join(ROOT, 'dist/cli.js')) {
  * --port 0`, defaults otherwise (no OOMWATCH_* from our environment), `nodeArgs` added;
  * `shippedFlags: false` runs it with `nodeArgs` alone. Resolves once it listens, with its port.
  */
-export async function startAgentProcess({ nodeArgs = [], shippedFlags = true, args = [], env = {}, logLines, cli = join(ROOT, 'dist/cli.js'), stderr = 'inherit' } = {}) {
+export async function startAgentProcess({ nodeArgs = [], shippedFlags = true, args = [], env = {}, cli = join(ROOT, 'dist/cli.js'), stderr = 'inherit' } = {}) {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('OOMWATCH_')))
   const flags = [...(shippedFlags ? shippedNodeFlags(cli) : []), ...nodeArgs]
   const child = spawn(process.execPath, [...flags, cli, '--port', '0', ...args], { stdio: ['ignore', 'pipe', stderr], env: { ...clean, ...env } })
@@ -190,21 +190,28 @@ export async function startAgentProcess({ nodeArgs = [], shippedFlags = true, ar
   let buffered = ''
   const port = await new Promise((resolve, reject) => {
     child.once('exit', code => reject(new Error(`agent exited (${code}) before listening`)))
-    child.stdout.on('data', chunk => {
+    const untilListening = chunk => {
       buffered += chunk
       let nl
       while ((nl = buffered.indexOf('\n')) >= 0) {
         const line = buffered.slice(0, nl)
         buffered = buffered.slice(nl + 1)
-        logLines?.push(line)
         try {
           const entry = JSON.parse(line)
-          if (typeof entry.port === 'number' && /listening/.test(entry.msg)) resolve(entry.port)
+          if (typeof entry.port === 'number' && /listening/.test(entry.msg)) {
+            // From now on its log is drained, not parsed: parsing a large incident's log line
+            // here would delay this process's WebSocket client, and be counted as the agent's.
+            child.stdout.off('data', untilListening)
+            child.stdout.resume()
+            resolve(entry.port)
+            return
+          }
         } catch {
           // not JSON: keep reading
         }
       }
-    })
+    }
+    child.stdout.on('data', untilListening)
   })
   return {
     pid: child.pid,
