@@ -351,7 +351,9 @@ async function lineFrom(proc: ChildProcess, line: string): Promise<void> {
   let seen = ''
   for await (const chunk of proc.stdout as AsyncIterable<Buffer>) {
     seen += chunk.toString()
-    if (seen.split('\n').includes(line)) return
+    // Whole lines only: an unbuffered interpreter writes "ready" and "\n" apart, and leaving
+    // the loop closes the pipe, so the newline's write would kill it with EPIPE.
+    if (seen.split('\n').slice(0, -1).includes(line)) return
   }
   throw new Error(`process ended before printing ${JSON.stringify(line)}; printed ${JSON.stringify(seen)}`)
 }

@@ -270,6 +270,12 @@ t.test('Series keeps at most its capacity, newest last, across the wrap of its r
   t.equal(big.length, 256)
   t.equal(big.t(0), 44)
   t.equal(Series.of(series(300, 1, () => 0)).length, 300, 'of: room for every sample given')
+  small.dropBefore(4)
+  t.strictSame(small.toArray(), [{ t: 4, bytes: 40 }], 'dropBefore: the samples older than t go')
+  small.dropBefore(10)
+  t.equal(small.length, 0)
+  small.push({ t: 11, bytes: 1 })
+  t.strictSame(small.last(), { t: 11, bytes: 1 }, 'and the ring goes on after it emptied')
 })
 
 t.test('CaptureGate', async t => {

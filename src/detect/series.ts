@@ -45,6 +45,14 @@ export class Series implements Samples {
     this.#length++
   }
 
+  /** Drops the samples taken before `t`. */
+  dropBefore(t: number): void {
+    while (this.#length > 0 && this.#times[this.#start]! < t) {
+      this.#start = (this.#start + 1) % this.capacity
+      this.#length--
+    }
+  }
+
   get length(): number {
     return this.#length
   }

@@ -1,3 +1,4 @@
+import { Series } from '../detect/series.js'
 import type { MemoryPayload } from '../events.js'
 
 /** How far back the live page's charts go, and how often a point is taken. */
@@ -14,11 +15,11 @@ export interface MemoryReading {
 /**
  * The recent RSS of each watched process, for the live page: sampled every
  * {@link SAMPLE_MS}, kept for {@link HISTORY_MS}, forgotten when the process is gone
- * (the page keeps what it already drew). Points live in fixed rings of numbers: 200
- * processes over 5 minutes are 60,000 points, 1 MiB this way, ~5 MiB as [t, bytes] arrays.
+ * (the page keeps what it already drew). Points live in a {@link Series} each, a ring of
+ * numbers: 200 processes over 5 minutes are 60,000 points, 1 MiB this way, ~5 MiB as arrays.
  */
 export class MemoryHistory {
-  readonly #kept = new Map<number, { limitBytes: number; points: PointRing }>()
+  readonly #kept = new Map<number, { limitBytes: number; points: Series }>()
   readonly #keepMs: number
   readonly #capacity: number
 
@@ -33,9 +34,9 @@ export class MemoryHistory {
     for (const { pid, rssBytes, limitBytes } of readings) {
       present.add(pid)
       let kept = this.#kept.get(pid)
-      if (!kept) this.#kept.set(pid, (kept = { limitBytes, points: new PointRing(this.#capacity) }))
+      if (!kept) this.#kept.set(pid, (kept = { limitBytes, points: new Series(this.#capacity) }))
       kept.limitBytes = limitBytes
-      kept.points.push(nowMs, rssBytes)
+      kept.points.push({ t: nowMs, bytes: rssBytes })
       kept.points.dropBefore(nowMs - this.#keepMs)
     }
     for (const pid of this.#kept.keys()) if (!present.has(pid)) this.#kept.delete(pid)
@@ -43,52 +44,11 @@ export class MemoryHistory {
 
   /** Every kept point: the first frame a page gets. */
   history(): MemoryPayload {
-    return { type: 'memory', processes: [...this.#kept].map(([pid, kept]) => ({ pid, limitBytes: kept.limitBytes, points: kept.points.toArray() })) }
+    return { type: 'memory', processes: [...this.#kept].map(([pid, kept]) => ({ pid, limitBytes: kept.limitBytes, points: kept.points.toArray().map(({ t, bytes }): [number, number] => [t, bytes]) })) }
   }
 }
 
 /** The frame a page gets each second: one point per process (built only while a client listens). */
 export function memoryFrame(readings: readonly MemoryReading[], nowMs: number): MemoryPayload {
   return { type: 'memory', processes: readings.map(({ pid, rssBytes, limitBytes }) => ({ pid, limitBytes, points: [[nowMs, rssBytes]] })) }
-}
-
-/** [time, bytes] points, oldest first, in a ring of fixed capacity: the oldest goes when full. */
-class PointRing {
-  readonly #times: Float64Array
-  readonly #bytes: Float64Array
-  #start = 0
-  #count = 0
-
-  constructor(capacity: number) {
-    this.#times = new Float64Array(capacity)
-    this.#bytes = new Float64Array(capacity)
-  }
-
-  push(t: number, bytes: number): void {
-    const capacity = this.#times.length
-    if (this.#count === capacity) this.#shift()
-    const at = (this.#start + this.#count) % capacity
-    this.#times[at] = t
-    this.#bytes[at] = bytes
-    this.#count++
-  }
-
-  /** Drops the points taken before `t`. */
-  dropBefore(t: number): void {
-    while (this.#count > 0 && this.#times[this.#start]! < t) this.#shift()
-  }
-
-  toArray(): [number, number][] {
-    const points: [number, number][] = []
-    for (let i = 0; i < this.#count; i++) {
-      const at = (this.#start + i) % this.#times.length
-      points.push([this.#times[at]!, this.#bytes[at]!])
-    }
-    return points
-  }
-
-  #shift(): void {
-    this.#start = (this.#start + 1) % this.#times.length
-    this.#count--
-  }
 }
