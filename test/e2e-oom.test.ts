@@ -65,7 +65,11 @@ for (const leak of cases) {
     t.equal(exit.postMortem?.limitBytes, LIMIT, 'and the limit')
     const peak = exit.postMortem?.peakRssBytes ?? 0
     const peakPercent = Math.round((peak / LIMIT) * 100)
-    t.ok(peak > LIMIT * 0.5, `and the peak RSS (${peakPercent}% of the limit)`)
+    t.ok(peak >= (incident.memory.rssBytes ?? Infinity), `and a peak RSS (${peakPercent}% of the limit) no lower than at the trigger`)
+    // The peak is the highest RSS sampled (every 20 ms in a race). The unthrottled leak grows
+    // its set by doubling it: its last step to the limit is one allocation, which no sampling
+    // sees, so its sampled peak can be anywhere from the trigger's 25% to ~60%.
+    if (leak.args.includes('40000000')) t.ok(peak > LIMIT * 0.5, `a throttled leak's sampled peak is past half the limit (${peakPercent}%)`)
     t.match(exit.postMortem?.summary, /was OOM-killed: fd_table_from_limit \(.*leaky_daemon\.py:\d+\) was growing memory; peak RSS/)
     t.ok(incident.seq < exit.seq, 'the incident came before the exit')
     t.comment(
