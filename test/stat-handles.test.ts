@@ -1,11 +1,12 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import t from 'tap'
 import { ProcReader } from '../src/proc/reader.js'
+import { PreadWhole } from '../src/proc/pread-whole.js'
 import { StatHandles } from '../src/proc/stat-handles.js'
 import { makeFakeProc } from './helpers/fake-proc.js'
 import { PYTHON } from './helpers/python.js'
@@ -112,4 +113,19 @@ t.test('a fixture tree is not procfs: every read opens the file anew, so a remov
 
 t.test('a root that cannot be examined is not procfs', async t => {
   t.notOk(new StatHandles(new ProcReader('/nonexistent/proc')).keeps)
+})
+
+t.test('PreadWhole: the whole file from offset 0 on every read, past its first buffer', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'oomwatch-pread-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const path = join(dir, 'big')
+  const text = 'x'.repeat(3000) + '\n'
+  writeFileSync(path, text)
+  const fd = openSync(path, 'r')
+  t.teardown(() => closeSync(fd))
+  const reader = new PreadWhole(16)
+  t.equal(reader.read(fd), text)
+  t.equal(reader.read(fd), text, 'again from the start, not EOF')
+  writeFileSync(path, 'short\n')
+  t.equal(reader.read(fd), 'short\n', 'a shorter content with the grown buffer')
 })

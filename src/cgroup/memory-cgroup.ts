@@ -3,11 +3,12 @@
  * effective limit, and read its usage and OOM-kill counters cheaply and after the
  * process is gone.
  */
-import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs'
+import { closeSync, openSync, readFileSync, statSync } from 'node:fs'
 import { posix } from 'node:path'
 import type { MemoryLimit } from '../types.js'
 import { CgroupClosedError, CgroupReadError } from './errors.js'
 import { ancestorDirs, locateMemoryCgroup } from './locate.js'
+import { PreadWhole } from '../proc/pread-whole.js'
 import { parseBytes, parseKeyedCounters, parseLimit, parseMountinfo, parseProcCgroup } from './parse.js'
 
 /** A located memory cgroup. */
@@ -187,7 +188,7 @@ export class CgroupCounters {
   readonly #oomPath: string
   /** `undefined` once closed. `oom` is `undefined` when the cgroup has no event file (v2 root cgroup). */
   #fds: { usage: number; oom: number | undefined } | undefined
-  #buf = Buffer.alloc(BUFFER_BYTES)
+  readonly #reader = new PreadWhole(BUFFER_BYTES)
 
   /**
    * Opens `memory.current` + `memory.events` (v2) or `memory.usage_in_bytes` +
@@ -254,15 +255,10 @@ export class CgroupCounters {
     return this.#fds
   }
 
-  /** Whole file through `fd`, from offset 0, growing the buffer until a read does not fill it. */
+  /** Whole file through `fd`, from offset 0. */
   #read(fd: number, path: string): string {
     try {
-      let n = readSync(fd, this.#buf, 0, this.#buf.length, 0)
-      while (n === this.#buf.length) {
-        this.#buf = Buffer.alloc(this.#buf.length * 2)
-        n = readSync(fd, this.#buf, 0, this.#buf.length, 0)
-      }
-      return this.#buf.toString('utf8', 0, n)
+      return this.#reader.read(fd)
     } catch (err) {
       throw new CgroupReadError(path, err)
     }

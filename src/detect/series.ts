@@ -65,9 +65,9 @@ export class Series implements Samples {
     return this.#bytes[(this.#start + i) % this.capacity]!
   }
 
-  /** The newest sample, if any. */
-  last(): Sample | undefined {
-    return this.#length === 0 ? undefined : { t: this.t(this.#length - 1), bytes: this.bytes(this.#length - 1) }
+  /** The newest sample's bytes, if any (no object made: read every second per process). */
+  lastBytes(): number | undefined {
+    return this.#length === 0 ? undefined : this.bytes(this.#length - 1)
   }
 
   /** Every sample, oldest first, as objects (for tests and reports, not the hot path). */

@@ -64,3 +64,15 @@ export function errnoOf(err: unknown): string | undefined {
   const code: unknown = (err as { code?: unknown }).code
   return typeof code === 'string' ? code : undefined
 }
+
+/*
+ * ENOENT: the pid directory is gone (or, for exe, a kernel thread has none).
+ * ESRCH: the process exited between open() and read(), or a kept descriptor's process is gone.
+ * Both mean the process vanished, which a poller sees all the time.
+ */
+const VANISHED: ReadonlySet<string | undefined> = new Set(['ENOENT', 'ESRCH'])
+
+/** True when an fs error means the process is gone rather than unreadable. */
+export function isVanished(err: unknown): boolean {
+  return VANISHED.has(errnoOf(err))
+}

@@ -1,17 +1,10 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import type { ProcStat, ProcStatus, RlimitTable } from '../types.js'
 import { parseCmdline } from './cmdline.js'
-import { errnoOf, ProcReadError } from './errors.js'
+import { isVanished, ProcReadError } from './errors.js'
 import { parseLimits } from './limits.js'
 import { parseStat } from './stat.js'
 import { parseStatus } from './status.js'
-
-/*
- * ENOENT: the pid directory is gone (or, for exe, a kernel thread has none).
- * ESRCH: the process exited between open() and read().
- * Both mean the process vanished, which a poller sees all the time.
- */
-const VANISHED: ReadonlySet<string | undefined> = new Set(['ENOENT', 'ESRCH'])
 
 /**
  * Thin synchronous reader of a procfs tree. Synchronous on purpose: the agent polls
@@ -111,7 +104,7 @@ export class ProcReader {
     try {
       return read()
     } catch (err) {
-      if (VANISHED.has(errnoOf(err))) return undefined
+      if (isVanished(err)) return undefined
       throw new ProcReadError(path, err)
     }
   }

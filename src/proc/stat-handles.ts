@@ -1,12 +1,12 @@
-import { closeSync, openSync, readSync, statfsSync } from 'node:fs'
+import { closeSync, openSync, statfsSync } from 'node:fs'
 import type { ProcStat } from '../types.js'
-import { errnoOf, ProcReadError } from './errors.js'
+import { isVanished, ProcReadError } from './errors.js'
+import { PreadWhole } from './pread-whole.js'
 import type { ProcReader } from './reader.js'
 import { parseStat } from './stat.js'
 
 const PROC_SUPER_MAGIC = 0x9fa0
-const VANISHED: ReadonlySet<string | undefined> = new Set(['ENOENT', 'ESRCH'])
-// A stat line is ~300 bytes (52 fields, a 15-byte comm); a full buffer means "read it whole".
+// A stat line is ~300 bytes (52 fields, a 15-byte comm).
 const STAT_BUFFER_BYTES = 1024
 
 /**
@@ -22,7 +22,7 @@ const STAT_BUFFER_BYTES = 1024
 export class StatHandles {
   readonly #proc: ProcReader
   readonly #fds = new Map<number, number>()
-  readonly #buffer = Buffer.alloc(STAT_BUFFER_BYTES)
+  readonly #reader = new PreadWhole(STAT_BUFFER_BYTES)
   /** True when descriptors are kept (the root is procfs). */
   readonly keeps: boolean
 
@@ -42,22 +42,20 @@ export class StatHandles {
    */
   read(pid: number): ProcStat | undefined {
     if (!this.keeps) return this.#proc.stat(pid)
-    const path = this.#proc.path(pid, 'stat')
-    let length: number
+    let text: string
     try {
       let fd = this.#fds.get(pid)
       if (fd === undefined) {
-        fd = openSync(path, 'r')
+        fd = openSync(this.#proc.path(pid, 'stat'), 'r')
         this.#fds.set(pid, fd)
       }
-      length = readSync(fd, this.#buffer, 0, this.#buffer.length, 0)
+      text = this.#reader.read(fd)
     } catch (err) {
       this.forget(pid)
-      if (VANISHED.has(errnoOf(err))) return undefined
-      throw new ProcReadError(path, err)
+      if (isVanished(err)) return undefined
+      throw new ProcReadError(this.#proc.path(pid, 'stat'), err)
     }
-    if (length === this.#buffer.length) return this.#proc.stat(pid)
-    return parseStat(this.#buffer.toString('utf8', 0, length))
+    return parseStat(text)
   }
 
   /** Closes the descriptor of `pid`, if one is open: call it when the process leaves the watch. */

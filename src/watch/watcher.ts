@@ -105,12 +105,12 @@ export class Watcher {
 
   /** The processes watched now, as a `hello` lists them. */
   processes(): ProcessInfo[] {
-    return [...this.#watched.values()].map(w => ({ ...w.info, memory: { ...w.info.memory, rssBytes: w.series.last()?.bytes ?? 0 } }))
+    return [...this.#watched.values()].map(w => ({ ...w.info, memory: { ...w.info.memory, rssBytes: w.series.lastBytes() ?? 0 } }))
   }
 
   /** Each watched process's last RSS and limit: the live page's chart points, taken every second. */
   memory(): MemoryReading[] {
-    return Array.from(this.#watched.values(), w => ({ pid: w.info.pid, rssBytes: w.series.last()?.bytes ?? 0, limitBytes: w.group.limit.bytes }))
+    return Array.from(this.#watched.values(), w => ({ pid: w.info.pid, rssBytes: w.series.lastBytes() ?? 0, limitBytes: w.group.limit.bytes }))
   }
 
   /** Runs the first tick now and keeps ticking until `stop()`. */
@@ -337,7 +337,7 @@ export class Watcher {
       pid,
       cmdline,
       verdict,
-      rssBytes: w.series.last()?.bytes ?? 0,
+      rssBytes: w.series.lastBytes() ?? 0,
       limit: w.group.limit,
       rlimits,
       risks: findRisks(rlimits, { nofileRisk: this.#deps.config.nofileRisk }),
@@ -392,6 +392,6 @@ function postMortem(w: Watched, last: IncidentPayload | undefined): PostMortem {
 }
 
 function usageOf(group: Group): { usageBytes?: number } {
-  const usage = group.series.last()?.bytes
+  const usage = group.series.lastBytes()
   return usage === undefined ? {} : { usageBytes: usage }
 }
