@@ -28,13 +28,13 @@ export interface Config {
   procRoot: string
   /** `--match` / `OOMWATCH_MATCH`: only processes whose command line (args joined by spaces) matches are watched. Unset: all. */
   match?: RegExp
-  /** `--interval` / `OOMWATCH_INTERVAL_MS`: tick that reads each container's memory usage. Default 100. */
+  /** `--interval` / `OOMWATCH_INTERVAL_MS`: the quiet tick: births (the last pid allocated) and each container's memory usage. Default 100. */
   intervalMs: number
-  /** `--fast-interval` / `OOMWATCH_FAST_INTERVAL_MS`: tick while memory grows or nears the limit; at most `intervalMs`. Default 20. */
+  /** `--fast-interval` / `OOMWATCH_FAST_INTERVAL_MS`: tick after a birth, while a process starts, and while memory grows or nears the limit; at most `intervalMs`. Default 20. */
   fastIntervalMs: number
-  /** `--refresh` / `OOMWATCH_REFRESH_MS`: per-process detail when nothing moves. Default 1000. */
+  /** `--refresh` / `OOMWATCH_REFRESH_MS`: per-process detail when nothing moves. Default 5000. */
   refreshMs: number
-  /** `--scan-interval` / `OOMWATCH_SCAN_MS`: how often the procfs root is scanned for new processes. Default 500. */
+  /** `--scan-interval` / `OOMWATCH_SCAN_MS`: how often the procfs root is scanned for new processes where births cannot be seen (a procfs of another PID namespace). Default 500. */
   scanMs: number
   /** `--window` / `OOMWATCH_WINDOW_MS`: growth-rate window. Default 2000. */
   windowMs: number
@@ -269,7 +269,7 @@ export const SETTINGS: SettingsTable = {
     flag: 'interval',
     env: 'OOMWATCH_INTERVAL_MS',
     arg: '<ms>',
-    describe: "Tick that reads each container's memory usage.",
+    describe: 'Quiet tick: reads the last pid allocated (births) and each container\'s memory usage.',
     default: 100,
     parse: milliseconds(1),
   },
@@ -277,7 +277,7 @@ export const SETTINGS: SettingsTable = {
     flag: 'fast-interval',
     env: 'OOMWATCH_FAST_INTERVAL_MS',
     arg: '<ms>',
-    describe: 'Tick while memory grows or nears the limit; at most --interval.',
+    describe: 'Tick after a birth, while a process starts, and while memory grows or nears the limit; at most --interval.',
     default: 20,
     parse: milliseconds(1),
   },
@@ -286,14 +286,14 @@ export const SETTINGS: SettingsTable = {
     env: 'OOMWATCH_REFRESH_MS',
     arg: '<ms>',
     describe: 'How often per-process detail is read when nothing moves.',
-    default: 1000,
+    default: 5000,
     parse: milliseconds(1),
   },
   scanMs: {
     flag: 'scan-interval',
     env: 'OOMWATCH_SCAN_MS',
     arg: '<ms>',
-    describe: 'How often procfs is scanned for new Python processes.',
+    describe: 'How often procfs is scanned for new Python processes where births cannot be seen (a procfs root of another PID namespace).',
     default: 500,
     parse: milliseconds(1),
   },

@@ -122,6 +122,8 @@ export interface ExitPayload {
   oomKilled: boolean
   lastIncidentId?: string
   peakRssBytes?: number
+  /** How long it lived, ms: from its start (as /proc/<pid>/stat tells it) to the tick that found it gone. */
+  livedMs?: number
   /** When the kernel took it: the story in one place, for the person who arrives after the kill. */
   postMortem?: PostMortem
 }
@@ -133,6 +135,8 @@ export interface PostMortem {
   peakRssBytes: number
   limitBytes: number
   limitSource: MemoryLimit['source']
+  /** How long the process lived, ms. */
+  livedMs: number
   /** The risk that explains it (an rlimit), in words. */
   explanation?: string
 }

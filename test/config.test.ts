@@ -36,7 +36,7 @@ t.test('defaults', async t => {
     procRoot: '/proc',
     intervalMs: 100,
     fastIntervalMs: 20,
-    refreshMs: 1000,
+    refreshMs: 5000,
     scanMs: 500,
     windowMs: 2000,
     triggerFraction: 0.9,

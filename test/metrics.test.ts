@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
 import parsePrometheus, { type PromFamily } from 'parse-prometheus-text-format'
 import t, { type Test } from 'tap'
 import type { IncidentPayload } from '../src/events.js'
@@ -39,7 +40,9 @@ function daemon(t: Test, label: string, entries: string) {
 
 t.test('/metrics in Prometheus text: the families, their labels, and values that match a watched process', async t => {
   const label = `metrics-${process.pid}`
-  const agent = await startAgent({ OOMWATCH_MATCH: label, OOMWATCH_NOFILE_RISK: '4096', OOMWATCH_TOKEN: TOKEN, OOMWATCH_FLAMEGRAPH_SECONDS: '1' })
+  // A steady process's RSS is as fresh as the last refresh (default 5 s): 500 ms, so the
+  // figure is comparable with VmRSS read by the test moments later.
+  const agent = await startAgent({ OOMWATCH_MATCH: label, OOMWATCH_NOFILE_RISK: '4096', OOMWATCH_TOKEN: TOKEN, OOMWATCH_FLAMEGRAPH_SECONDS: '1', OOMWATCH_REFRESH_MS: '500' })
   t.teardown(() => agent.stop())
   const client = await connect(agent.port, { headers: { authorization: `Bearer ${TOKEN}` } })
   t.teardown(() => client.close())
@@ -51,6 +54,9 @@ t.test('/metrics in Prometheus text: the families, their labels, and values that
   const pid = idle.pid!
   await client.waitFor(e => e.type === 'process' && e.pid === pid)
   await client.waitFor(e => e.type === 'risk' && e.pid === pid)
+  // The agent sees the process at birth, while its interpreter is still starting: the
+  // figures are compared once it idles.
+  await sleep(1000)
   const families = await scrape(agent.port)
   const vmRss = Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) * 1024
   const nofileHard = Number(/^Max open files\s+\d+\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'))?.[1])

@@ -3,6 +3,7 @@ import type { ActionPayload, ProcessInfo } from '../events.js'
 import { clampTarget, protectedReason, type RunawayAction } from './policy.js'
 import { setNofile } from './prlimit.js'
 import { signalSame, stopProcess } from './signals.js'
+import { USER_HZ } from '../proc/uptime.js'
 
 /** The actions the user enabled; every one is off by default. */
 export interface ActorOptions {
@@ -21,8 +22,6 @@ export interface ActorOptions {
   emit: (payload: ActionPayload) => void
 }
 
-/** Clock ticks per second of /proc/<pid>/stat start times (USER_HZ, 100 on Linux). */
-const USER_HZ = 100
 
 /**
  * Carries out the actions the user asked for, each announced as an `action` event with

@@ -35,8 +35,8 @@ export class Metrics {
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry]
-    // 100 ms, not prom-client's 10: the event-loop histogram's timer wakes the agent at that rate.
-    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 })
+    // 1 s, not prom-client's 10 ms: the event-loop histogram's timer wakes the agent at that rate (each wake-up of Node costs ~0.15 ms of CPU here).
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 1000 })
     new Gauge({ name: 'oomwatch_info', help: 'Always 1; the agent version is a label.', labelNames: ['version'], registers }).set({ version: sources.version }, 1)
     new Gauge({ name: 'oomwatch_pyspy_available', help: '1 when py-spy was found at start (else incidents carry no stack).', registers }).set(sources.pyspyFound ? 1 : 0)
     const labelNames = ['pid', 'command'] as const

@@ -5,6 +5,7 @@ import { isVanished, ProcReadError } from './errors.js'
 import { parseLimits } from './limits.js'
 import { parseStat } from './stat.js'
 import { parseStatus } from './status.js'
+import { parseUptime } from './uptime.js'
 
 /**
  * Thin synchronous reader of a procfs tree. Synchronous on purpose: the agent polls
@@ -87,6 +88,15 @@ export class ProcReader {
   /** Raw text of `/proc/<pid>/mountinfo`. */
   mountinfo(pid: number): string | undefined {
     return this.text(pid, 'mountinfo')
+  }
+
+  /** Seconds since boot (`/proc/uptime`); `undefined` where the tree has none (a fixture) or it does not parse. */
+  uptimeSeconds(): number | undefined {
+    try {
+      return parseUptime(readFileSync(`${this.root}/uptime`, 'utf8'))
+    } catch {
+      return undefined
+    }
   }
 
   /** The path of `file` under the pid's directory, e.g. `/proc/42/limits`. */

@@ -25,11 +25,23 @@ export interface Found {
 const RECHECK_MS = 5000
 
 /**
+ * A pid younger than this that is not (yet) Python is looked at again every tick, not only
+ * at the next scan: a fork execs its program within milliseconds of its birth, no new
+ * pid tells of that exec, and a first-instant leak leaves no time to wait for one.
+ */
+const YOUNG_MS = 1000
+
+/** Bounds the per-tick rechecks on a host that forks thousands of processes a second. */
+const MAX_YOUNG = 256
+
+/**
  * Finds the Python processes among the pids of a scan. Remembers the ones that are not
  * (or not matched), so each pid costs one `readlink` while young and nothing after.
  */
 export class Discovery {
   readonly #ignored = new Map<number, { exe: string | undefined; firstSeen: number }>()
+  /** Ignored pids still within {@link YOUNG_MS} of their first sighting. */
+  readonly #young = new Set<number>()
 
   constructor(
     private readonly proc: ProcReader,
@@ -45,20 +57,53 @@ export class Discovery {
       const exe = this.#exe(pid)
       if (seen && seen.exe === exe?.path) return undefined
       const found = exe === undefined ? undefined : this.#read(pid, exe)
-      if (!found) this.#ignored.set(pid, { exe: exe?.path, firstSeen: seen?.firstSeen ?? now })
-      else this.#ignored.delete(pid)
+      if (!found) this.#ignore(pid, exe?.path, seen?.firstSeen ?? now)
+      else this.#forget(pid)
       return found
     } catch (error) {
       /* c8 ignore next */ if (!(error instanceof ProcReadError)) throw error // parse errors are bugs to see
-      this.#ignored.set(pid, { exe: undefined, firstSeen: seen?.firstSeen ?? now })
+      this.#ignore(pid, undefined, seen?.firstSeen ?? now)
       this.onReadError(pid, error)
       return undefined
     }
   }
 
+  /** How many pids await a recheck: while any does, the watch ticks fast. */
+  get youngCount(): number {
+    return this.#young.size
+  }
+
+  /**
+   * Examines again the pids first seen less than {@link YOUNG_MS} ago that were not
+   * Python then: the ones that exec'd it since. Costs one `readlink` per young pid.
+   */
+  recheckYoung(now: number): Found[] {
+    const found: Found[] = []
+    for (const pid of this.#young) {
+      const seen = this.#ignored.get(pid)
+      if (!seen || now - seen.firstSeen > YOUNG_MS) {
+        this.#young.delete(pid)
+        continue
+      }
+      const python = this.examine(pid, now)
+      if (python) found.push(python)
+    }
+    return found
+  }
+
   /** Forgets pids that are gone, so a reused pid is examined afresh. */
   prune(present: ReadonlySet<number>): void {
-    for (const pid of this.#ignored.keys()) if (!present.has(pid)) this.#ignored.delete(pid)
+    for (const pid of this.#ignored.keys()) if (!present.has(pid)) this.#forget(pid)
+  }
+
+  #ignore(pid: number, exe: string | undefined, firstSeen: number): void {
+    this.#ignored.set(pid, { exe, firstSeen })
+    if (!this.#young.has(pid) && this.#young.size < MAX_YOUNG) this.#young.add(pid)
+  }
+
+  #forget(pid: number): void {
+    this.#ignored.delete(pid)
+    this.#young.delete(pid)
   }
 
   /**

@@ -1,6 +1,6 @@
 import { CgroupCounters, type MemoryCgroup } from '../cgroup/memory-cgroup.js'
 import { Series } from '../detect/series.js'
-import type { Verdict } from '../detect/trigger.js'
+import { noiseFloor, type Verdict } from '../detect/trigger.js'
 import type { MemoryLimit } from '../types.js'
 
 /**
@@ -10,12 +10,19 @@ import type { MemoryLimit } from '../types.js'
 export class Group {
   readonly series = new Series()
   readonly members = new Set<number>()
+  /** The latest judgement: of the usage, or (without one) the most urgent of the members'. */
   verdict: Verdict | undefined
+  /** True when the last read found usage fallen by a quarter of the noise floor: a member may have exited. */
+  fell = false
+  /** When every member's RSS was last read (monotonic ms). */
+  membersReadAt = -Infinity
   #counters: CgroupCounters | undefined
   /** oom_kill count already explained by an exit (or there before we looked). */
   #oomKillsSeen: number
   /** Why the cgroup's counters could not be opened, to be reported once; members are then judged one by one. */
   readonly openError: Error | undefined
+  /** A usage change this large is kept at once (see {@link sample}). */
+  readonly #moveBytes: number
 
   constructor(
     readonly key: string,
@@ -28,6 +35,7 @@ export class Group {
       this.openError = error as Error
     }
     this.#oomKillsSeen = this.#readOomKills() ?? 0
+    this.#moveBytes = noiseFloor(limit.bytes) / 4
   }
 
   /** True when the group's usage can be read in one go (a cgroup); else members are judged one by one. */
@@ -36,19 +44,31 @@ export class Group {
   }
 
   /**
-   * Reads the cgroup's usage into the series. On failure the group falls back to
-   * judging its members one by one, and the error is returned to be reported once.
+   * Reads the cgroup's usage, every tick. It goes into the series when it moved by a
+   * quarter of the noise floor since the last sample kept, or `everyMs` after it: a rise
+   * is seen at the tick's resolution, while a steady container keeps a series that spans
+   * as much time as before (the detector's window and slow leaks need that span).
+   * On failure the group falls back to judging its members one by one, and the error is
+   * returned to be reported once.
+   *
+   * @returns whether a sample was kept, or the error
    */
-  sample(now: number): Error | undefined {
-    if (!this.#counters) return undefined
+  sample(now: number, everyMs: number): boolean | Error {
+    if (!this.#counters) return false
+    let usage: number
     try {
-      this.series.push({ t: now, bytes: this.#counters.usage() })
-      return undefined
+      usage = this.#counters.usage()
     } catch (error) {
       this.#counters.close()
       this.#counters = undefined
       return error as Error
     }
+    const n = this.series.length
+    const change = n > 0 ? usage - this.series.bytes(n - 1) : 0
+    this.fell = change <= -this.#moveBytes
+    if (n > 0 && now - this.series.t(n - 1) < everyMs && Math.abs(change) < this.#moveBytes) return false
+    this.series.push({ t: now, bytes: usage })
+    return true
   }
 
   /**

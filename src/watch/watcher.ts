@@ -7,17 +7,20 @@ import type { Config } from '../config.js'
 import { CaptureGate } from '../detect/cooldown.js'
 import { findRisks, type Risk } from '../detect/rlimit-rules.js'
 import { Series } from '../detect/series.js'
+import { judgeStarting, STARTUP_MS } from '../detect/newborn.js'
 import { assess, nextIntervalMs, type TriggerOptions, type Verdict } from '../detect/trigger.js'
 import type { EventPayload, IncidentPayload, PostMortem, ProcessInfo } from '../events.js'
-import { formatBytes } from '../quantity.js'
 import { chooseLimit } from '../limit.js'
 import { ProcReadError } from '../proc/errors.js'
+import { BirthSignal } from '../proc/last-pid.js'
+import { USER_HZ } from '../proc/uptime.js'
 import type { ProcReader } from '../proc/reader.js'
 import { StatHandles } from '../proc/stat-handles.js'
 import type { Actor } from '../act/actor.js'
 import type { MemoryReading } from '../page/memory-history.js'
 import { Discovery, type Found } from './discovery.js'
 import { Group } from './group.js'
+import { postMortem } from './post-mortem.js'
 
 /** What the watcher needs from the outside; all I/O beyond /proc and cgroupfs comes in here. */
 export interface WatcherDeps {
@@ -41,13 +44,17 @@ export interface WatcherDeps {
 }
 
 /** One watched process. */
-interface Watched {
+export interface Watched {
   info: ProcessInfo
   group: Group
   series: Series
   gate: CaptureGate
   risks: Risk[]
   peakRss: number
+  /** When it started, on the monotonic clock (its first sighting where /proc has no uptime). */
+  bornAt: number
+  /** When the agent first saw it, on the monotonic clock. */
+  seenAt: number
   lastIncident?: IncidentPayload
 }
 
@@ -63,11 +70,15 @@ export class Watcher {
   readonly #discovery: Discovery
   readonly #stats: StatHandles
   readonly #watched = new Map<number, Watched>()
+  /** Processes still starting: read every tick, whatever their container does. */
+  readonly #starting = new Set<Watched>()
   readonly #groups = new Map<string, Group>()
   readonly #captures = new Set<Promise<void>>()
   readonly #reported = new Set<string>()
   readonly #stopping = new AbortController()
   readonly #triggerOptions: TriggerOptions
+  /** Tells of births in this agent's PID namespace; absent where the procfs root is not its own. */
+  #births: BirthSignal | undefined
   #timer: NodeJS.Timeout | undefined
   #lastScan = -Infinity
   #lastRefresh = -Infinity
@@ -79,6 +90,13 @@ export class Watcher {
     this.#deps = deps
     this.#now = deps.now ?? (() => performance.now())
     this.#stats = new StatHandles(deps.proc)
+    try {
+      const births = new BirthSignal(deps.proc.root, process.pid)
+      this.#births = births.available ? births : undefined
+    } catch (error) {
+      /* c8 ignore next */ if (!(error instanceof ProcReadError)) throw error
+      this.#reportOnce('births', error, `new processes are looked for every ${deps.config.scanMs} ms instead`)
+    }
     const { triggerFraction, triggerSeconds, windowMs } = deps.config
     this.#triggerOptions = { fraction: triggerFraction, seconds: triggerSeconds, windowMs }
     // Access errors come from every process at once when ptrace rights are missing: one report.
@@ -128,68 +146,109 @@ export class Watcher {
     for (const group of this.#groups.values()) group.close()
     this.#groups.clear()
     this.#stats.closeAll()
+    this.#births?.close()
   }
 
+  /**
+   * One tick: births (one read of the last pid allocated), each container's usage (one
+   * read each), then per-process detail only where something moves. A quiet pod costs two
+   * small reads every `intervalMs`; a birth, a rise or a limit drawing near brings the tick
+   * down to `fastIntervalMs` (a Node timer's wake-up alone is most of an idle tick's cost).
+   */
   #tick(): void {
     if (this.#stopped) return
     const now = this.#now()
     const { config } = this.#deps
-    // With a clamp to do, a new process is found within a tick, before it reads its limits.
-    const scanMs = this.#deps.actor?.wantsFastScan ? Math.min(config.scanMs, config.intervalMs) : config.scanMs
-    if (now - this.#lastScan >= scanMs) this.#scan(now)
-    let delay = config.intervalMs
-    let rising = false
+    const born = this.#discover(now)
     for (const group of this.#groups.values()) {
-      const error = group.sample(now)
-      if (error) this.#reportOnce(`cgroup:${group.key}`, error)
-      if (group.hasUsage) group.verdict = assess(group.series, group.limit.bytes, this.#triggerOptions)
+      const kept = group.sample(now, config.intervalMs)
+      if (kept instanceof Error) this.#reportOnce(`cgroup:${group.key}`, kept)
+      else if (kept) group.verdict = assess(group.series, group.limit.bytes, this.#triggerOptions)
     }
-    // Each process's RSS: every tick where its container rises (or has no usage of its own to
-    // watch), else all of them together every refreshMs. Per group, not per process: at 200
-    // processes a per-process check each tick was a measurable part of the agent's CPU.
+    // Each process's RSS: every tick while its container rises (or, without a usage of its
+    // own, while one of its members does, and every intervalMs otherwise); all of them
+    // together every refreshMs. Per group, not per process: a steady pod's tick touches no
+    // process at all. Starting processes are read every tick, below.
     const refreshAll = now - this.#lastRefresh >= config.refreshMs
     if (refreshAll) this.#lastRefresh = now
+    let delay = born || this.#starting.size > 0 || this.#discovery.youngCount > 0 ? config.fastIntervalMs : config.intervalMs
     for (const group of this.#groups.values()) {
-      if (!refreshAll && group.hasUsage && group.verdict?.state === 'steady') continue
-      // #refresh may remove the member, and an emptied group: safe while iterating a Set or Map.
-      for (const pid of group.members) {
-        const w = this.#watched.get(pid)
-        if (w) this.#refresh(w, now)
-      }
+      const groupRising = isRising(group.verdict)
+      const due = !group.hasUsage && now - group.membersReadAt >= config.intervalMs
+      // A fall in usage is most often a member's exit: found now, not at the next refresh.
+      if (refreshAll || groupRising || due || group.fell) this.#readMembers(group, now)
     }
+    for (const w of this.#starting) {
+      if (now - w.bornAt >= STARTUP_MS || !this.#watched.has(w.info.pid)) this.#starting.delete(w)
+      else if (w.series.t(w.series.length - 1) !== now && this.#refresh(w, now) && !w.group.hasUsage) this.#judgeMember(w, now)
+    }
+    let rising = false
     for (const group of this.#groups.values()) {
-      const verdicts = group.hasUsage ? [this.#judgeGroup(group, now)] : this.#judgeMembers(group, now)
-      for (const verdict of verdicts) {
-        delay = Math.min(delay, nextIntervalMs(verdict, config.intervalMs, config.fastIntervalMs, config.triggerFraction))
-        rising ||= verdict?.state !== 'steady' && verdict !== undefined
-      }
+      if (group.hasUsage) this.#judgeGroup(group, now)
+      rising ||= isRising(group.verdict)
+      delay = Math.min(delay, nextIntervalMs(group.verdict, config.intervalMs, config.fastIntervalMs, config.triggerFraction))
     }
-    // A container that grows may have a new process to explain it (a daemon's child).
-    if (rising && now - this.#lastScan >= config.intervalMs) this.#scan(now)
+    // Without a birth signal: a container that grows may have a new process to explain it (a daemon's child).
+    if (!this.#births && rising && now - this.#lastScan >= config.intervalMs) this.#scan(now)
     this.#lastTickEnd = this.#now()
     this.#timer = setTimeout(() => this.#tick(), delay)
   }
 
-
-  /** A cgroup's verdict; when it is a runaway, the member whose RSS grew most is captured. */
-  #judgeGroup(group: Group, now: number): Verdict | undefined {
-    const verdict = group.verdict
-    if (verdict?.reason) {
-      const culprit = this.#fastestGrowing(group, now)
-      if (culprit) this.#trigger(culprit, verdict as Verdict & { reason: NonNullable<Verdict['reason']> }, now)
+  /**
+   * Lists /proc when a pid was allocated since the last tick, so a process is seen within
+   * a tick of its birth; else looks again at the young pids that may have exec'd Python
+   * since. Without the birth signal (a foreign procfs root), lists every scanMs.
+   */
+  #discover(now: number): boolean {
+    let born = false
+    if (this.#births) {
+      try {
+        born = this.#births.moved()
+      } catch (error) {
+        /* c8 ignore next */ if (!(error instanceof ProcReadError)) throw error // parse errors are bugs to see
+        this.#reportOnce('births', error, `new processes are looked for every ${this.#deps.config.scanMs} ms instead`)
+        this.#births.close()
+        this.#births = undefined
+      }
     }
-    return verdict
+    // With a clamp to do and no birth signal, a new process is found within a tick, before it reads its limits.
+    const { config } = this.#deps
+    const scanMs = this.#deps.actor?.wantsFastScan ? Math.min(config.scanMs, config.intervalMs) : config.scanMs
+    if (born || (!this.#births && now - this.#lastScan >= scanMs)) this.#scan(now)
+    else for (const found of this.#discovery.recheckYoung(now)) this.#watch(found, now)
+    return born
   }
 
-  /** Without a cgroup usage, each member's RSS is judged against the limit. */
-  #judgeMembers(group: Group, now: number): Verdict[] {
-    return [...group.members].flatMap(pid => {
+  /** Reads every member of a group; without a usage of its own, each is judged alone. */
+  #readMembers(group: Group, now: number): void {
+    group.membersReadAt = now
+    let verdict: Verdict | undefined
+    // #refresh may remove the member, and an emptied group: safe while iterating a Set or Map.
+    for (const pid of group.members) {
       const w = this.#watched.get(pid)
-      if (!w) return []
-      const verdict = assess(w.series, group.limit.bytes, this.#triggerOptions)
-      if (verdict.reason) this.#trigger(w, verdict as Verdict & { reason: NonNullable<Verdict['reason']> }, now)
-      return [verdict]
-    })
+      if (!w || !this.#refresh(w, now) || group.hasUsage) continue
+      const judged = this.#judgeMember(w, now)
+      if (!verdict || isRising(judged)) verdict = judged
+    }
+    if (!group.hasUsage) group.verdict = verdict
+  }
+
+  /** When a cgroup's verdict is a runaway, the member whose RSS grew most is captured. */
+  #judgeGroup(group: Group, now: number): void {
+    const verdict = group.verdict
+    if (!verdict?.reason) return
+    const culprit = this.#fastestGrowing(group, now)
+    if (!culprit) return
+    const judged = judgeStarting(verdict, now - culprit.bornAt, culprit.series, this.#deps.config.windowMs)
+    if (judged.reason) this.#trigger(culprit, judged as Verdict & { reason: NonNullable<Verdict['reason']> }, now)
+  }
+
+  /** Without a cgroup usage, a member's RSS is judged against its limit. */
+  #judgeMember(w: Watched, now: number): Verdict {
+    const assessed = assess(w.series, w.group.limit.bytes, this.#triggerOptions)
+    const verdict = judgeStarting(assessed, now - w.bornAt, w.series, this.#deps.config.windowMs)
+    if (verdict.reason) this.#trigger(w, verdict as Verdict & { reason: NonNullable<Verdict['reason']> }, now)
+    return verdict
   }
 
   #fastestGrowing(group: Group, now: number): Watched | undefined {
@@ -214,7 +273,7 @@ export class Watcher {
     this.#lastScan = now
     const pids = this.#deps.proc.listPids()
     const present = new Set(pids)
-    for (const w of [...this.#watched.values()]) if (!present.has(w.info.pid)) this.#exit(w)
+    for (const w of [...this.#watched.values()]) if (!present.has(w.info.pid)) this.#exit(w, now)
     this.#discovery.prune(present)
     for (const pid of pids) {
       if (this.#watched.has(pid) || this.#deps.ownPids.has(pid)) continue
@@ -233,7 +292,7 @@ export class Watcher {
     if (!group) {
       group = new Group(key, limit, cgroup)
       if (group.openError) this.#reportOnce(`cgroup:${key}`, group.openError)
-      group.sample(now)
+      group.sample(now, config.intervalMs)
       this.#groups.set(key, group)
     }
     const rssBytes = found.rssPages * pageSize
@@ -254,12 +313,21 @@ export class Watcher {
     const series = new Series()
     series.push({ t: now, bytes: rssBytes })
     const risks = findRisks(found.rlimits, { nofileRisk: config.nofileRisk })
-    const w: Watched = { info, group, series, gate: new CaptureGate(config.cooldownMs), risks, peakRss: rssBytes }
+    const bornAt = this.#bornAt(found.startTime, now)
+    const w: Watched = { info, group, series, gate: new CaptureGate(config.cooldownMs), risks, peakRss: rssBytes, bornAt, seenAt: now }
     this.#watched.set(found.pid, w)
     group.members.add(found.pid)
+    if (now - bornAt < STARTUP_MS) this.#starting.add(w)
     this.#deps.emit({ type: 'process', ...info })
     for (const risk of risks) this.#deps.emit({ type: 'risk', pid: found.pid, cmdline: found.cmdline, ...risk })
     if (this.#deps.actor) this.#track(this.#deps.actor.onDiscovered(info))
+  }
+
+  /** When a process that started `startTime` clock ticks after boot was born, on the monotonic clock; never after `now`. */
+  #bornAt(startTime: number, now: number): number {
+    const uptime = this.#deps.proc.uptimeSeconds()
+    if (uptime === undefined) return now
+    return now - Math.max(0, uptime * 1000 - (startTime * 1000) / USER_HZ)
   }
 
   /** Keeps an action's promise until it settles, so that stop() waits for it. */
@@ -270,25 +338,31 @@ export class Watcher {
     this.#captures.add(tracked)
   }
 
-  #refresh(w: Watched, now: number): void {
+  /** Reads a member's RSS into its series; false when it could not (it exited, or its stat is unreadable). */
+  #refresh(w: Watched, now: number): boolean {
     let stat
     try {
       stat = this.#stats.read(w.info.pid)
     } catch (error) {
       /* c8 ignore next */ if (!(error instanceof ProcReadError)) throw error // parse errors are bugs to see
       this.#reportOnce(`stat:${w.info.pid}`, error)
-      return
+      return false
     }
     // A zombie's memory is gone; a different start time is a reused pid.
-    if (!stat || stat.startTime !== w.info.startTime || stat.state === 'Z' || stat.state === 'X') return this.#exit(w)
+    if (!stat || stat.startTime !== w.info.startTime || stat.state === 'Z' || stat.state === 'X') {
+      this.#exit(w, now)
+      return false
+    }
     const bytes = stat.rssPages * this.#deps.pageSize
     w.series.push({ t: now, bytes })
     w.peakRss = Math.max(w.peakRss, bytes)
+    return true
   }
 
-  #exit(w: Watched): void {
+  #exit(w: Watched, now: number): void {
     const { pid, cmdline } = w.info
     this.#watched.delete(pid)
+    this.#starting.delete(w)
     this.#stats.forget(pid)
     w.group.members.delete(pid)
     const oomKilled = w.group.takeOomKill()
@@ -300,7 +374,8 @@ export class Watcher {
       oomKilled,
       ...(last && { lastIncidentId: last.id }),
       peakRssBytes: w.peakRss,
-      ...(oomKilled && { postMortem: postMortem(w, last) }),
+      livedMs: Math.round(now - w.bornAt),
+      ...(oomKilled && { postMortem: postMortem(w, last, now) }),
     })
     if (w.group.members.size === 0) {
       w.group.close()
@@ -373,22 +448,8 @@ export class Watcher {
   }
 }
 
-/** The story of an OOM kill, from the last incident (when there was one) and the process's figures. */
-function postMortem(w: Watched, last: IncidentPayload | undefined): PostMortem {
-  const culprit = last?.culprit
-  const explanation = (last?.risks ?? w.risks)[0]?.message
-  const where = culprit ? `${culprit.function} (${culprit.file}:${culprit.line}) was growing memory` : 'no stack was caught before the kill'
-  const limit = w.group.limit
-  return {
-    summary:
-      `pid ${w.info.pid} was OOM-killed: ${where}; peak RSS ${formatBytes(w.peakRss)}, limit ${formatBytes(limit.bytes)} (${limit.source})` +
-      (explanation ? `. Likely cause: ${explanation}` : ''),
-    ...(culprit && { culprit: { function: culprit.function, file: culprit.file, line: culprit.line } }),
-    peakRssBytes: w.peakRss,
-    limitBytes: limit.bytes,
-    limitSource: limit.source,
-    ...(explanation && { explanation }),
-  }
+function isRising(verdict: Verdict | undefined): boolean {
+  return verdict !== undefined && verdict.state !== 'steady'
 }
 
 function usageOf(group: Group): { usageBytes?: number } {

@@ -1,0 +1,13 @@
+/**
+ * Seconds since boot, the first field of `/proc/uptime` ("350735.47 234388.90"): the
+ * clock of `/proc/<pid>/stat`'s start time, so the two give a process's age.
+ *
+ * @returns the seconds, or `undefined` when the text does not start with a number
+ */
+export function parseUptime(text: string): number | undefined {
+  const match = /^\s*(\d+(?:\.\d+)?)\s/.exec(text)
+  return match ? Number(match[1]) : undefined
+}
+
+/** Clock ticks per second of `/proc/<pid>/stat` start times: USER_HZ, 100 on every Linux ABI Node runs on. */
+export const USER_HZ = 100

@@ -1,0 +1,38 @@
+import type { IncidentPayload, PostMortem } from '../events.js'
+import { formatBytes } from '../quantity.js'
+import type { Watched } from './watcher.js'
+
+/**
+ * The story of an OOM kill, from the last incident (when there was one) and the process's
+ * figures. A process killed before any stack was caught says how long it lived and how
+ * soon it was seen: a first-instant leak that won the race is told as one, never as silence.
+ */
+export function postMortem(w: Watched, last: IncidentPayload | undefined, now: number): PostMortem {
+  const culprit = last?.culprit
+  const explanation = (last?.risks ?? w.risks)[0]?.message
+  const livedMs = Math.round(now - w.bornAt)
+  const where = culprit
+    ? `${culprit.function} (${culprit.file}:${culprit.line}) was growing memory`
+    : `no stack was caught before the kill (it lived ${formatMs(livedMs)}, seen ${formatMs(w.seenAt - w.bornAt)} after its start${last ? '' : ', no incident'})`
+  const limit = w.group.limit
+  return {
+    summary:
+      `pid ${w.info.pid} was OOM-killed: ${where}; peak RSS ${formatBytes(w.peakRss)}, limit ${formatBytes(limit.bytes)} (${limit.source})` +
+      (explanation ? `. Likely cause: ${explanation}` : ''),
+    ...(culprit && { culprit: { function: culprit.function, file: culprit.file, line: culprit.line } }),
+    peakRssBytes: w.peakRss,
+    limitBytes: limit.bytes,
+    limitSource: limit.source,
+    livedMs,
+    ...(explanation && { explanation }),
+  }
+}
+
+/** 180 ms, 2.4 s, 3 min: a lifetime as a person reads it. */
+export function formatMs(ms: number): string {
+  const rounded = Math.max(0, Math.round(ms))
+  if (rounded < 1000) return `${rounded} ms`
+  if (rounded < 60_000) return `${(rounded / 1000).toFixed(1)} s`
+  if (rounded < 3_600_000) return `${Math.round(rounded / 60_000)} min`
+  return `${(rounded / 3_600_000).toFixed(1)} h`
+}
