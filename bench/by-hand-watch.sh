@@ -9,10 +9,15 @@
 #   limit-bytes  default: this container's cgroup limit (v2 memory.max, v1 memory.limit_in_bytes)
 #   PYSPY        py-spy binary (default: py-spy on PATH; give the real binary, not a pyenv shim)
 #   OUT          directory for the dumps (default: a new temporary directory)
+#   CGROUP       only processes whose /proc/<pid>/cgroup holds this text (default: all):
+#                the loop in a container sees its own processes alone; the benchmark,
+#                which runs one loop per limit on one host, gives each loop its cgroups.
+#                Read only for a process already over the threshold.
 set -u
 PYSPY=${PYSPY:-py-spy}
 LIMIT=${1:-$(cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes)}
 THRESHOLD_KB=$((LIMIT / 1024 * 80 / 100))
+CGROUP=${CGROUP:-}
 OUT=${OUT:-$(mktemp -d)}
 mkdir -p "$OUT"
 
@@ -27,6 +32,13 @@ while true; do
     done 2>/dev/null <"$status"
     [[ $name == python* && -n $rss && $rss -gt $THRESHOLD_KB ]] || continue
     pid=${status#/proc/} && pid=${pid%/status}
+    if [[ -n $CGROUP ]]; then
+      mine=''
+      while read -r line; do
+        [[ $line == *"$CGROUP"* ]] && mine=1 && break
+      done 2>/dev/null <"/proc/$pid/cgroup"
+      [[ -n $mine ]] || continue
+    fi
     file=$OUT/$pid.$EPOCHREALTIME.txt
     if "$PYSPY" dump --pid "$pid" >"$file" 2>&1; then
       echo "dumped $pid $file"

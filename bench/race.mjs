@@ -1,18 +1,23 @@
 // The race against the OOM killer, oomwatch side by side with the by-hand alternative.
-// Usage: npm run bench:race -- [runs=5] [--rates 40000000,200000000,0] [--modes plain,daemon] [--delay 1]
+// Usage: npm run bench:race -- [runs=5] [--cells default|paced|first-instant|RATE:MODE:DELAY:LIMIT,...]
+//        [--rates 40M,200M,0] [--modes plain,daemon] [--delays 1] [--limits 256Mi]
 //        [--agent-node-args '--max-semi-space-size=2'] [--agent-cli /path/to/other/dist/cli.js]
 //
-// A seed-shaped daemon leaks into a fresh 256 MiB memory cgroup at each rate (bytes/s;
-// 0 = as fast as CPython goes), run directly or double-forked, `runs` times per cell,
-// cells interleaved so that the machine's noise spreads over all of them. Watching it at
-// the same time, each with its own output:
+// A seed-shaped daemon leaks into a fresh memory cgroup, once per cell and run: each cell
+// is a rate (bytes/s; 0 = as fast as CPython goes), run directly or double-forked, after
+// a delay of normal life (0: from its first instant), at a limit (lib/cells.mjs). By
+// default the six paced cells (40M, 200M, unthrottled; direct, daemonized; delay 1 s;
+// 256 MiB) and the four first-instant ones (unthrottled, delay 0; direct, daemonized;
+// 256 MiB and 1 GiB). `runs` times per cell, cells interleaved so that the machine's noise
+// spreads over all of them. Watching it at the same time, each with its own output:
 // - oomwatch: `node <shebang flags> dist/cli.js --port 0`, defaults otherwise, one process for the whole
 //   benchmark, as a sidecar runs; a WebSocket client in this process. It wins a run when
 //   the incident for the pid, naming fd_table_from_limit and carrying rlimits.NOFILE,
 //   arrives while the process is alive (/proc/<pid>/stat checked at receipt).
 // - by hand: bench/by-hand-watch.sh (a bash loop: every second, each Python process's
-//   VmRSS against 80% of the limit, then `py-spy dump`). It wins when a dump naming
-//   fd_table_from_limit is written before the kill.
+//   VmRSS against 80% of the limit, then `py-spy dump`), one loop per limit, each
+//   watching the cgroups of its limit only (as the loop in a container watches its own).
+//   It wins when a dump naming fd_table_from_limit is written before the kill.
 // Margin = time of death (/proc/<pid> polled every 2 ms) minus arrival, on this process's
 // monotonic clock. Runs in its own PID namespace unless --no-isolate (see lib/common.mjs).
 import { spawn } from 'node:child_process'
@@ -22,18 +27,15 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WebSocket } from 'ws'
+import { cellId, cellLabel, cellsFrom, entriesFor, formatLimit, leakLabel, sameCell, target, verdict } from './lib/cells.mjs'
 import { DAEMON, PYSPY, PYTHON, ROOT, fmt, isolate, isAlive, machine, makeCgroup, median, option, positional, procState, readPidfile, startAgentProcess } from './lib/common.mjs'
 
 const { isolated, args } = isolate()
 const runs = Number(positional(args, 5))
-const rates = option(args, 'rates', '40000000,200000000,0').split(',').map(Number)
-const modes = option(args, 'modes', 'plain,daemon').split(',')
-const delay = option(args, 'delay', '1')
+const cells = cellsFrom(args)
 // For re-measuring a candidate fix: node flags for the agent, or another build's cli.js.
 const agentNodeArgs = option(args, 'agent-node-args', '').split(' ').filter(Boolean)
 const agentCli = option(args, 'agent-cli', undefined)
-const LIMIT = 256 * 1024 * 1024
-const ENTRIES = '10000000' // ~700 MB of set: far past the limit
 const GRACE_MS = 2000 // after the death, for an event or a dump still on its way
 
 const work = mkdtempSync(join(tmpdir(), 'oomwatch-race-'))
@@ -53,10 +55,20 @@ ws.on('message', data => {
 })
 await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject))
 
-// The by-hand loop.
-const loop = spawn('bash', [join(ROOT, 'bench/by-hand-watch.sh'), String(LIMIT)], { env: { ...process.env, PYSPY, OUT: join(work, 'dumps') }, stdio: ['ignore', 'pipe', 'inherit'] })
+// The by-hand loop: one per limit, each judging against its own limit and watching only the
+// cgroups of its limit (their names carry it), as a loop in the app's container would. A
+// process under a larger limit passes 80% of a smaller one long before its kill: a loop
+// of the smaller limit would dump it early, which no loop in a real container does.
 const dumps = []
-createInterface({ input: loop.stdout }).on('line', line => {
+const loops = [...new Set(cells.map(cell => cell.limit))].map(limit => {
+  const loop = spawn('bash', [join(ROOT, 'bench/by-hand-watch.sh'), String(limit)], {
+    env: { ...process.env, PYSPY, OUT: join(work, `dumps-${limit}`), CGROUP: `-L${limit}-` },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  createInterface({ input: loop.stdout }).on('line', onDump)
+  return loop
+})
+function onDump(line) {
   const at = performance.now()
   const [outcome, pid, file] = line.split(' ')
   let text = ''
@@ -66,9 +78,9 @@ createInterface({ input: loop.stdout }).on('line', line => {
     // unreadable: counts as a failed dump
   }
   dumps.push({ at, ok: outcome === 'dumped', pid: Number(pid), named: outcome === 'dumped' && text.includes('fd_table_from_limit'), error: outcome === 'dumped' ? undefined : text.trim().split('\n').pop() })
-})
+}
 
-const cells = rates.flatMap(rate => modes.map(mode => ({ rate, mode })))
+console.error(`cells: ${cells.map(cellLabel).join('; ')}; ${runs} run(s) each`)
 const rows = []
 // A run the OOM killer did not end is no race (on a shared machine something else may
 // signal the process): it is listed as void and run again, up to MAX_TRIES times.
@@ -78,7 +90,7 @@ for (let run = 1; run <= runs; run++) {
   for (const cell of cells) {
     for (let attempt = 1; attempt <= MAX_TRIES; attempt++) {
       const row = { ...cell, run, ...(await race(cell, `${run}-${attempt}`)) }
-      console.error(`${label(cell)} run ${run}${attempt > 1 ? ` (try ${attempt})` : ''}: ${row.oomKilled ? 'OOM-killed' : `NOT OOM-killed (${row.death})`}, oomwatch ${describe(row.agent)}, by hand ${describe(row.byHand)}`)
+      console.error(`${cellLabel(cell)} run ${run}${attempt > 1 ? ` (try ${attempt})` : ''}: ${row.oomKilled ? 'OOM-killed' : `NOT OOM-killed (${row.death})`} ${fmt(row.livedMs, 0)} ms after spawn, oomwatch ${describe(row.agent)}, by hand ${describe(row.byHand)}`)
       if (row.oomKilled || attempt === MAX_TRIES) {
         rows.push(row)
         break
@@ -89,17 +101,20 @@ for (let run = 1; run <= runs; run++) {
 }
 
 ws.close()
-loop.kill('SIGTERM')
+for (const loop of loops) loop.kill('SIGTERM')
 await agent.stop()
 rmSync(work, { recursive: true, force: true })
 
 /** One run: the daemon leaks until the kernel kills it; who reported it first, and by how much. */
-async function race({ rate, mode }, run) {
-  const cgroup = makeCgroup(`oomwatch-race-${process.pid}-${run}-${rate}-${mode}`, LIMIT)
-  const pidfile = join(work, `daemon-${run}-${rate}-${mode}.pid`)
-  const command = [PYTHON, DAEMON, '--entries', ENTRIES, '--rate', String(rate), '--delay', delay, ...(mode === 'daemon' ? ['--daemonize', '--pidfile', pidfile] : [])]
+async function race(cell, run) {
+  const { rate, mode, delay, limit } = cell
+  // `-L<limit>-` in the name: the by-hand loop of that limit watches it (CGROUP above).
+  const cgroup = makeCgroup(`oomwatch-race-${process.pid}-${run}-${cellId(cell)}-`, limit)
+  const pidfile = join(work, `daemon-${run}-${cellId(cell)}.pid`)
+  const command = [PYTHON, DAEMON, '--entries', entriesFor(limit), '--rate', String(rate), '--delay', String(delay), ...(mode === 'daemon' ? ['--daemonize', '--pidfile', pidfile] : [])]
   const [bin, ...argv] = cgroup.wrap(command)
   const killsBefore = cgroup.oomKills()
+  const spawnedAt = performance.now()
   const child = spawn(bin, argv, { stdio: 'ignore' })
   const exit = new Promise(resolve => child.once('exit', (code, signal) => resolve(signal ?? `exit ${code}`)))
   const pid = mode === 'daemon' ? await readPidfile(pidfile) : child.pid
@@ -128,7 +143,7 @@ async function race({ rate, mode }, run) {
   const byHand = good
     ? { arrived: true, won: good.at < diedAt, margin: diedAt - good.at, detail: `${mine.length} dump(s)${failures.length ? `, ${failures.length} failed` : ''}` }
     : { arrived: false, detail: mine.length ? `${failures.length} failed: ${failures[0]?.error ?? ''}` : 'never over 80% at a check' }
-  return { pid, oomKilled, death, agent: agentResult, byHand }
+  return { pid, oomKilled, death, livedMs: diedAt - spawnedAt, agent: agentResult, byHand }
 }
 
 /**
@@ -155,39 +170,44 @@ async function deathOf(pid, timeoutMs = 120_000) {
   throw new Error(`pid ${pid} still alive after ${timeoutMs} ms`)
 }
 
-function label({ rate, mode }) {
-  return `${rate ? `${rate / 1e6} MB/s` : 'unthrottled'}, ${mode === 'daemon' ? 'daemonized' : 'direct'}`
-}
-
 function describe(result) {
   if (!result.arrived) return `lost (${result.detail ?? 'no incident'})`
   return `${result.won ? 'won' : 'LOST'} by ${fmt(result.margin, 0)} ms (${result.detail})`
 }
 
 const margin = result => (result.arrived ? `${fmt(result.margin, 0)}` : '—')
-const verdict = result => (result.arrived && result.won ? 'yes' : 'no')
+const won = result => result.arrived && result.won
+const yes = result => (won(result) ? 'yes' : 'no')
 
 console.log(`### Per run\n`)
-console.log(`| leak | run | OOM-killed | oomwatch first | oomwatch margin (ms) | by hand first | by-hand margin (ms) | oomwatch ahead of by hand (ms) | notes |`)
-console.log(`|---|---|---|---|---|---|---|---|---|`)
+console.log(`| leak | delay (s) | limit | run | OOM-killed | lived (ms) | oomwatch first | oomwatch margin (ms) | by hand first | by-hand margin (ms) | oomwatch ahead of by hand (ms) | notes |`)
+console.log(`|---|---|---|---|---|---|---|---|---|---|---|---|`)
 for (const row of rows) {
   const ahead = row.agent.arrived && row.byHand.arrived ? fmt(row.agent.margin - row.byHand.margin, 0) : '—'
-  console.log(`| ${label(row)} | ${row.run} | ${row.oomKilled ? 'yes' : `no (${row.death})`} | ${verdict(row.agent)} | ${margin(row.agent)} | ${verdict(row.byHand)} | ${margin(row.byHand)} | ${ahead} | oomwatch: ${row.agent.detail ?? 'no incident'}; by hand: ${row.byHand.detail} |`)
+  console.log(`| ${leakLabel(row)} | ${row.delay} | ${formatLimit(row.limit)} | ${row.run} | ${row.oomKilled ? 'yes' : `no (${row.death})`} | ${fmt(row.livedMs, 0)} | ${yes(row.agent)} | ${margin(row.agent)} | ${yes(row.byHand)} | ${margin(row.byHand)} | ${ahead} | oomwatch: ${row.agent.detail ?? 'no incident'}; by hand: ${row.byHand.detail} |`)
 }
-console.log(`\n### Per leak (${runs} runs each)\n`)
-console.log(`| leak | OOM-killed | oomwatch wins | oomwatch margin median (min) ms | by-hand wins | by-hand margin median (min) ms |`)
-console.log(`|---|---|---|---|---|---|`)
+console.log(`\n### Per cell (${runs} run${runs === 1 ? '' : 's'} each)\n`)
+console.log(`Margins over the runs won: median (min–max), ms.\n`)
+console.log(`| leak | delay (s) | limit | OOM-killed | oomwatch wins | oomwatch margin median (min–max) ms | by-hand wins | by-hand margin median (min–max) ms | oomwatch target |`)
+console.log(`|---|---|---|---|---|---|---|---|---|`)
+const verdicts = []
 for (const cell of cells) {
-  const mine = rows.filter(row => row.rate === cell.rate && row.mode === cell.mode)
+  const mine = rows.filter(row => sameCell(row, cell))
   const stats = pick => {
-    const margins = mine.filter(row => row[pick].arrived && row[pick].won).map(row => row[pick].margin)
-    return `${margins.length ? `${fmt(median(margins), 0)} (${fmt(Math.min(...margins), 0)})` : '—'}`
+    const margins = mine.filter(row => won(row[pick])).map(row => row[pick].margin)
+    return margins.length ? `${fmt(median(margins), 0)} (${fmt(Math.min(...margins), 0)}–${fmt(Math.max(...margins), 0)})` : '—'
   }
-  const wins = pick => `${mine.filter(row => row[pick].arrived && row[pick].won).length}/${mine.length}`
-  console.log(`| ${label(cell)} | ${mine.filter(row => row.oomKilled).length}/${mine.length} | ${wins('agent')} | ${stats('agent')} | ${wins('byHand')} | ${stats('byHand')} |`)
+  const wins = pick => mine.filter(row => won(row[pick])).length
+  const check = verdict(cell, wins('agent'), mine.length)
+  verdicts.push(check)
+  console.log(`| ${leakLabel(cell)} | ${cell.delay} | ${formatLimit(cell.limit)} | ${mine.filter(row => row.oomKilled).length}/${mine.length} | ${wins('agent')}/${mine.length} | ${stats('agent')} | ${wins('byHand')}/${mine.length} | ${stats('byHand')} | ${target(cell).text}: ${check.met ? 'met' : 'MISSED'} |`)
 }
 if (voided.length) {
-  console.log(`\nVoid runs (not OOM-killed, run again): ${voided.map(row => `${label(row)} run ${row.run}: ${row.death}, pid ${row.pid}`).join('; ')}.`)
+  console.log(`\nVoid runs (not OOM-killed, run again): ${voided.map(row => `${cellLabel(row)} run ${row.run}: ${row.death}, pid ${row.pid}`).join('; ')}.`)
 }
-const total = rows.filter(row => row.agent.arrived && row.agent.won).length
-console.log(`\noomwatch won ${total} of ${rows.length} runs; by hand ${rows.filter(row => row.byHand.arrived && row.byHand.won).length} of ${rows.length}.`)
+const total = rows.filter(row => won(row.agent)).length
+console.log(`\noomwatch won ${total} of ${rows.length} runs; by hand ${rows.filter(row => won(row.byHand)).length} of ${rows.length}.`)
+console.log(`\nTargets (oomwatch wins per cell):\n`)
+for (const { line } of verdicts) console.log(`- ${line}`)
+const missed = verdicts.filter(({ met }) => !met).length
+console.log(`\n${missed ? `${missed} of ${verdicts.length} cells MISSED their target.` : `Every cell met its target (${verdicts.length} cells).`}`)

@@ -122,7 +122,11 @@ export interface ExitPayload {
   oomKilled: boolean
   lastIncidentId?: string
   peakRssBytes?: number
-  /** How long it lived, ms: from its start (as /proc/<pid>/stat tells it) to the tick that found it gone. */
+  /**
+   * How long it lived, ms: from its start (as /proc/<pid>/stat tells it; where /proc has no
+   * uptime, from its first sighting) to the tick that found it gone, which for a steady
+   * process may be up to the refresh interval after its end.
+   */
   livedMs?: number
   /** When the kernel took it: the story in one place, for the person who arrives after the kill. */
   postMortem?: PostMortem

@@ -1,9 +1,9 @@
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs'
+import { symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { BirthSignal, parseLastPid } from '../src/proc/last-pid.js'
-import { parseUptime } from '../src/proc/uptime.js'
+import { parseUptime, processAgeMs } from '../src/proc/uptime.js'
 
 t.test('parseLastPid: the fifth field of /proc/loadavg', async t => {
   t.equal(parseLastPid('0.68 0.21 0.07 1/83 4057\n'), 4057)
@@ -45,7 +45,6 @@ t.test('BirthSignal on a procfs that is not this process own: unavailable', asyn
   const root = t.testdir()
   writeFileSync(join(root, 'loadavg'), '0.00 0.00 0.00 1/1 77\n')
   t.equal(new BirthSignal(root, process.pid).available, false, 'no self link: a fixture tree')
-  mkdirSync(join(root, 'x'))
   symlinkSync('4242', join(root, 'self'))
   t.equal(new BirthSignal(root, process.pid).available, false, "self names another pid: another PID namespace's procfs")
 })
@@ -54,4 +53,18 @@ t.test('BirthSignal with its own self but no loadavg: a ProcReadError naming the
   const root = t.testdir()
   symlinkSync(String(process.pid), join(root, 'self'))
   t.throws(() => new BirthSignal(root, process.pid), { code: 'PROC_READ', path: join(root, 'loadavg') })
+})
+
+t.test('BirthSignal over a loadavg that does not end in a pid: a ProcParseError, not a birth every tick', async t => {
+  const root = t.testdir()
+  symlinkSync(String(process.pid), join(root, 'self'))
+  writeFileSync(join(root, 'loadavg'), 'not a loadavg\n')
+  const births = new BirthSignal(root, process.pid)
+  t.teardown(() => births.close())
+  t.throws(() => births.moved(), { code: 'PROC_PARSE', kind: 'loadavg' })
+})
+
+t.test('processAgeMs: uptime minus the start time in clock ticks', async t => {
+  t.equal(processAgeMs(1000, 12.5), 2500, 'started at 10 s, now 12.5 s after boot')
+  t.equal(processAgeMs(1300, 12.5), 0, 'a start time after the uptime read (read in that order): 0, never negative')
 })

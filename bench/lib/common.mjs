@@ -180,12 +180,13 @@ export function shippedNodeFlags(cli = join(ROOT, 'dist/cli.js')) {
 /**
  * Starts the agent as a sidecar would run it: `node <its shebang's flags> dist/cli.js
  * --port 0`, defaults otherwise (no OOMWATCH_* from our environment), `nodeArgs` added;
- * `shippedFlags: false` runs it with `nodeArgs` alone. Resolves once it listens, with its port.
+ * `shippedFlags: false` runs it with `nodeArgs` alone; `node`: another Node binary than
+ * this one. Resolves once it listens, with its port.
  */
-export async function startAgentProcess({ nodeArgs = [], shippedFlags = true, args = [], env = {}, cli = join(ROOT, 'dist/cli.js'), stderr = 'inherit' } = {}) {
+export async function startAgentProcess({ nodeArgs = [], shippedFlags = true, args = [], env = {}, cli = join(ROOT, 'dist/cli.js'), stderr = 'inherit', node = process.execPath } = {}) {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('OOMWATCH_')))
   const flags = [...(shippedFlags ? shippedNodeFlags(cli) : []), ...nodeArgs]
-  const child = spawn(process.execPath, [...flags, cli, '--port', '0', ...args], { stdio: ['ignore', 'pipe', stderr], env: { ...clean, ...env } })
+  const child = spawn(node, [...flags, cli, '--port', '0', ...args], { stdio: ['ignore', 'pipe', stderr], env: { ...clean, ...env } })
   const exited = new Promise(resolve => child.once('exit', (code, signal) => resolve({ code, signal })))
   let buffered = ''
   const port = await new Promise((resolve, reject) => {
@@ -239,7 +240,8 @@ export async function spawnIdlePythons(count, cgroup) {
       child.stdout.once('data', () => resolve())
       child.once('exit', code => reject(new Error(`idle python exited (${code})`)))
     }))
-    // Paced so that 200 interpreters starting at once do not swamp a 2-core machine.
+    // Paced so that 200 interpreters starting at once do not swamp a 2-core machine
+    // (1000 take ~70 s here, ~7.5 MiB of cgroup memory each).
     if (i % 10 === 9) await Promise.all(ready.slice(-10))
   }
   await Promise.all(ready)

@@ -3,7 +3,7 @@ import type { ActionPayload, ProcessInfo } from '../events.js'
 import { clampTarget, protectedReason, type RunawayAction } from './policy.js'
 import { setNofile } from './prlimit.js'
 import { signalSame, stopProcess } from './signals.js'
-import { USER_HZ } from '../proc/uptime.js'
+import { parseUptime, processAgeMs } from '../proc/uptime.js'
 
 /** The actions the user enabled; every one is off by default. */
 export interface ActorOptions {
@@ -21,7 +21,6 @@ export interface ActorOptions {
   actOnEntrypoint: boolean
   emit: (payload: ActionPayload) => void
 }
-
 
 /**
  * Carries out the actions the user asked for, each announced as an `action` event with
@@ -114,10 +113,10 @@ export class Actor {
   /** How long after its start the process was acted on, from /proc/uptime; undefined on fixture trees. */
   #ageMs(info: ProcessInfo): number | undefined {
     try {
-      const uptime = Number(readFileSync(`${this.#options.procRoot}/uptime`, 'utf8').split(' ')[0])
-      return Math.round(uptime * 1000 - (info.startTime * 1000) / USER_HZ)
+      const uptime = parseUptime(readFileSync(`${this.#options.procRoot}/uptime`, 'utf8'))
+      return uptime === undefined ? undefined : Math.round(processAgeMs(info.startTime, uptime))
     } catch {
-      return undefined
+      return undefined // the figure is a detail of the action event; the action itself is done
     }
   }
 }

@@ -4,7 +4,7 @@
  */
 
 /** The kind of /proc file a parser was given, named in {@link ProcParseError} messages. */
-export type ProcFileKind = 'limits' | 'status' | 'stat'
+export type ProcFileKind = 'limits' | 'status' | 'stat' | 'loadavg'
 
 /** A /proc file's text did not have the shape the kernel prints. */
 export class ProcParseError extends Error {

@@ -1,5 +1,5 @@
 import { closeSync, openSync, readlinkSync } from 'node:fs'
-import { ProcReadError } from './errors.js'
+import { ProcParseError, ProcReadError } from './errors.js'
 import { PreadWhole } from './pread-whole.js'
 
 /**
@@ -51,7 +51,8 @@ export class BirthSignal {
    * True when a pid was allocated since the last call (the first call: true). Any
    * change counts, so a wrap of the pid counter is a birth too.
    *
-   * @throws {ProcReadError} when the file cannot be read
+   * @throws {ProcReadError} when the file cannot be read, {@link ProcParseError} when it
+   *   does not end in a pid (a procfs that is not Linux's)
    */
   moved(): boolean {
     if (this.#fd === undefined) return false
@@ -62,7 +63,8 @@ export class BirthSignal {
       throw new ProcReadError(this.#path, err)
     }
     const last = parseLastPid(text)
-    const moved = last === undefined || last !== this.#last
+    if (last === undefined) throw new ProcParseError('loadavg', `no last pid at the end of ${JSON.stringify(text.slice(0, 80))}`)
+    const moved = last !== this.#last
     this.#last = last
     return moved
   }

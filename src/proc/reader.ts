@@ -90,13 +90,16 @@ export class ProcReader {
     return this.text(pid, 'mountinfo')
   }
 
-  /** Seconds since boot (`/proc/uptime`); `undefined` where the tree has none (a fixture) or it does not parse. */
+  /**
+   * Seconds since boot (`/proc/uptime`); `undefined` where the tree has none (a fixture) or
+   * it does not parse.
+   *
+   * @throws {ProcReadError} when it exists but cannot be read
+   */
   uptimeSeconds(): number | undefined {
-    try {
-      return parseUptime(readFileSync(`${this.root}/uptime`, 'utf8'))
-    } catch {
-      return undefined
-    }
+    const path = `${this.root}/uptime`
+    const text = this.attempt(path, () => readFileSync(path, 'utf8'))
+    return text === undefined ? undefined : parseUptime(text)
   }
 
   /** The path of `file` under the pid's directory, e.g. `/proc/42/limits`. */

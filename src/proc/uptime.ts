@@ -11,3 +11,8 @@ export function parseUptime(text: string): number | undefined {
 
 /** Clock ticks per second of `/proc/<pid>/stat` start times: USER_HZ, 100 on every Linux ABI Node runs on. */
 export const USER_HZ = 100
+
+/** How long ago, in ms, a process whose stat start time is `startTime` started, at `uptimeSeconds`; never negative. */
+export function processAgeMs(startTime: number, uptimeSeconds: number): number {
+  return Math.max(0, uptimeSeconds * 1000 - (startTime * 1000) / USER_HZ)
+}

@@ -15,32 +15,42 @@ export interface Found {
   python: PythonIdentity
   rlimits: RlimitTable
   rssPages: number
+  /** When it was seen to become Python, where an earlier look found another program (a wrapper that exec'd it). */
+  execSeenAt?: number
 }
 
 /**
  * A wrapper (a pyenv shim, `sh -c 'exec python ...'`) becomes Python by exec without
  * changing pid: a pid judged not-Python is looked at again for this long after it was
- * first seen. Older ones are taken as settled, which keeps scans cheap on busy hosts.
+ * first seen (at every {@link Discovery.recheck} the watcher asks for). Older ones are
+ * taken as settled, which keeps scans cheap on busy hosts.
  */
 const RECHECK_MS = 5000
 
 /**
- * A pid younger than this that is not (yet) Python is looked at again every tick, not only
- * at the next scan: a fork execs its program within milliseconds of its birth, no new
- * pid tells of that exec, and a first-instant leak leaves no time to wait for one.
+ * A pid born since the last scan that is not (yet) Python is looked at again every tick
+ * for this long: a fork execs its program within milliseconds of its birth, no new pid
+ * tells of that exec, and a first-instant leak leaves no time to wait for one.
  */
 const YOUNG_MS = 1000
 
 /** Bounds the per-tick rechecks on a host that forks thousands of processes a second. */
 const MAX_YOUNG = 256
 
+/** A pid found not to be Python (or not matched): what its `exe` was, and since when. */
+interface Ignored {
+  exe: string | undefined
+  firstSeen: number
+}
+
 /**
  * Finds the Python processes among the pids of a scan. Remembers the ones that are not
- * (or not matched), so each pid costs one `readlink` while young and nothing after.
+ * (or not matched), so a pid costs one `readlink` per recheck while it may still exec
+ * Python, and nothing after.
  */
 export class Discovery {
-  readonly #ignored = new Map<number, { exe: string | undefined; firstSeen: number }>()
-  /** Ignored pids still within {@link YOUNG_MS} of their first sighting. */
+  readonly #ignored = new Map<number, Ignored>()
+  /** Ignored pids born since a scan, rechecked every tick for {@link YOUNG_MS}. */
   readonly #young = new Set<number>()
 
   constructor(
@@ -49,39 +59,60 @@ export class Discovery {
     private readonly onReadError: (pid: number, error: ProcReadError) => void,
   ) {}
 
-  /** Examines `pid` unless it is known not to be Python; undefined when it is not (or vanished). */
-  examine(pid: number, now: number): Found | undefined {
+  /**
+   * Examines `pid` unless it is known not to be Python; undefined when it is not (or
+   * vanished). `born`: the pid is new since the last scan, so it may exec Python any moment.
+   */
+  examine(pid: number, now: number, born = false): Found | undefined {
     const seen = this.#ignored.get(pid)
     if (seen && now - seen.firstSeen > RECHECK_MS) return undefined
     try {
       const exe = this.#exe(pid)
-      if (seen && seen.exe === exe?.path) return undefined
-      const found = exe === undefined ? undefined : this.#read(pid, exe)
-      if (!found) this.#ignore(pid, exe?.path, seen?.firstSeen ?? now)
-      else this.#forget(pid)
-      return found
+      if (exe === undefined) {
+        // Gone, or a kernel thread: either way nothing will exec here.
+        this.#young.delete(pid)
+        if (!seen) this.#ignored.set(pid, { exe: undefined, firstSeen: now })
+        return undefined
+      }
+      if (seen && seen.exe === exe.path) return undefined
+      const found = this.#read(pid, exe)
+      if (found) {
+        this.#forget(pid)
+        // Seen as something else first: its interpreter starts now, whatever its pid's age.
+        return seen ? { ...found, execSeenAt: now } : found
+      }
+      this.#ignored.set(pid, { exe: exe.path, firstSeen: seen?.firstSeen ?? now })
+      if (born && this.#young.size < MAX_YOUNG) this.#young.add(pid)
+      return undefined
     } catch (error) {
       /* c8 ignore next */ if (!(error instanceof ProcReadError)) throw error // parse errors are bugs to see
-      this.#ignore(pid, undefined, seen?.firstSeen ?? now)
+      this.#young.delete(pid)
+      this.#ignored.set(pid, { exe: undefined, firstSeen: seen?.firstSeen ?? now })
       this.onReadError(pid, error)
       return undefined
     }
   }
 
-  /** How many pids await a recheck: while any does, the watch ticks fast. */
-  get youngCount(): number {
-    return this.#young.size
+  /** True while a pid born lately awaits its exec: the watch then ticks fast. */
+  hasYoung(now: number): boolean {
+    for (const pid of this.#young) {
+      if (now - (this.#ignored.get(pid)?.firstSeen ?? -Infinity) <= YOUNG_MS) return true
+      this.#young.delete(pid)
+    }
+    return false
   }
 
   /**
-   * Examines again the pids first seen less than {@link YOUNG_MS} ago that were not
-   * Python then: the ones that exec'd it since. Costs one `readlink` per young pid.
+   * Examines again the ignored pids that may have exec'd Python since: every tick, the ones
+   * born within {@link YOUNG_MS}; with `all` (every scan interval), every one still within
+   * {@link RECHECK_MS}, for a wrapper that execs later. One `readlink` each.
    */
-  recheckYoung(now: number): Found[] {
+  recheck(now: number, all: boolean): Found[] {
+    if (!all && this.#young.size === 0) return []
     const found: Found[] = []
-    for (const pid of this.#young) {
+    for (const pid of all ? [...this.#ignored.keys()] : [...this.#young]) {
       const seen = this.#ignored.get(pid)
-      if (!seen || now - seen.firstSeen > YOUNG_MS) {
+      if (!seen || now - seen.firstSeen > (all ? RECHECK_MS : YOUNG_MS)) {
         this.#young.delete(pid)
         continue
       }
@@ -94,11 +125,6 @@ export class Discovery {
   /** Forgets pids that are gone, so a reused pid is examined afresh. */
   prune(present: ReadonlySet<number>): void {
     for (const pid of this.#ignored.keys()) if (!present.has(pid)) this.#forget(pid)
-  }
-
-  #ignore(pid: number, exe: string | undefined, firstSeen: number): void {
-    this.#ignored.set(pid, { exe, firstSeen })
-    if (!this.#young.has(pid) && this.#young.size < MAX_YOUNG) this.#young.add(pid)
   }
 
   #forget(pid: number): void {

@@ -12,7 +12,7 @@ export class Group {
   readonly members = new Set<number>()
   /** The latest judgement: of the usage, or (without one) the most urgent of the members'. */
   verdict: Verdict | undefined
-  /** True when the last read found usage fallen by a quarter of the noise floor: a member may have exited. */
+  /** True when the last read found usage fallen by the noise floor (at most 4 MiB): a member may have exited. */
   fell = false
   /** When every member's RSS was last read (monotonic ms). */
   membersReadAt = -Infinity
@@ -23,6 +23,8 @@ export class Group {
   readonly openError: Error | undefined
   /** A usage change this large is kept at once (see {@link sample}). */
   readonly #moveBytes: number
+  /** A fall this large may be an exit: the noise floor, at most 4 MiB (an idle interpreter's anonymous memory). */
+  readonly #exitBytes: number
 
   constructor(
     readonly key: string,
@@ -36,6 +38,7 @@ export class Group {
     }
     this.#oomKillsSeen = this.#readOomKills() ?? 0
     this.#moveBytes = noiseFloor(limit.bytes) / 4
+    this.#exitBytes = Math.min(noiseFloor(limit.bytes), 4 << 20)
   }
 
   /** True when the group's usage can be read in one go (a cgroup); else members are judged one by one. */
@@ -55,6 +58,7 @@ export class Group {
    */
   sample(now: number, everyMs: number): boolean | Error {
     if (!this.#counters) return false
+    this.fell = false
     let usage: number
     try {
       usage = this.#counters.usage()
@@ -65,7 +69,7 @@ export class Group {
     }
     const n = this.series.length
     const change = n > 0 ? usage - this.series.bytes(n - 1) : 0
-    this.fell = change <= -this.#moveBytes
+    this.fell = change <= -this.#exitBytes
     if (n > 0 && now - this.series.t(n - 1) < everyMs && Math.abs(change) < this.#moveBytes) return false
     this.series.push({ t: now, bytes: usage })
     return true

@@ -7,13 +7,13 @@ import type { Config } from '../config.js'
 import { CaptureGate } from '../detect/cooldown.js'
 import { findRisks, type Risk } from '../detect/rlimit-rules.js'
 import { Series } from '../detect/series.js'
-import { judgeStarting, STARTUP_MS } from '../detect/newborn.js'
-import { assess, nextIntervalMs, type TriggerOptions, type Verdict } from '../detect/trigger.js'
+import { hasSettled, judgeStarting, STARTUP_MS } from '../detect/newborn.js'
+import { assess, nextIntervalMs, noiseFloor, type TriggerOptions, type Verdict } from '../detect/trigger.js'
 import type { EventPayload, IncidentPayload, PostMortem, ProcessInfo } from '../events.js'
 import { chooseLimit } from '../limit.js'
-import { ProcReadError } from '../proc/errors.js'
+import { ProcParseError, ProcReadError } from '../proc/errors.js'
 import { BirthSignal } from '../proc/last-pid.js'
-import { USER_HZ } from '../proc/uptime.js'
+import { processAgeMs } from '../proc/uptime.js'
 import type { ProcReader } from '../proc/reader.js'
 import { StatHandles } from '../proc/stat-handles.js'
 import type { Actor } from '../act/actor.js'
@@ -39,6 +39,8 @@ export interface WatcherDeps {
   logger: Logger
   /** Carries out the actions the user enabled (clamp, stop, freeze); absent: watch only. */
   actor?: Actor
+  /** Tells of births; default: `/proc/loadavg` of the procfs root when it is this process's own, else none (scans every scanMs). */
+  births?: Pick<BirthSignal, 'moved' | 'close'>
   /** Monotonic milliseconds. */
   now?: () => number
 }
@@ -53,8 +55,14 @@ export interface Watched {
   peakRss: number
   /** When it started, on the monotonic clock (its first sighting where /proc has no uptime). */
   bornAt: number
+  /** When its interpreter started: `bornAt`, or when a wrapper was seen to exec it. Start-up runs from here. */
+  startedAt: number
   /** When the agent first saw it, on the monotonic clock. */
   seenAt: number
+  /** When its RSS was last read. */
+  readAt: number
+  /** Its RSS when its start-up was first seen to pause; undefined until then. */
+  settledBytes?: number
   lastIncident?: IncidentPayload
 }
 
@@ -78,9 +86,14 @@ export class Watcher {
   readonly #stopping = new AbortController()
   readonly #triggerOptions: TriggerOptions
   /** Tells of births in this agent's PID namespace; absent where the procfs root is not its own. */
-  #births: BirthSignal | undefined
+  #births: Pick<BirthSignal, 'moved' | 'close'> | undefined
+  /** The pids of the last scan: the ones not among them were born since. */
+  #present: ReadonlySet<number> | undefined
+  /** Uptime read this tick (seconds), for the age of each process found in it. */
+  #uptime: { at: number; seconds: number | undefined } | undefined
   #timer: NodeJS.Timeout | undefined
   #lastScan = -Infinity
+  #lastRecheck = -Infinity
   #lastRefresh = -Infinity
   #lastTickEnd = -Infinity
   #scanned = false
@@ -91,11 +104,10 @@ export class Watcher {
     this.#now = deps.now ?? (() => performance.now())
     this.#stats = new StatHandles(deps.proc)
     try {
-      const births = new BirthSignal(deps.proc.root, process.pid)
-      this.#births = births.available ? births : undefined
+      const births = deps.births ?? new BirthSignal(deps.proc.root, process.pid)
+      this.#births = !(births instanceof BirthSignal) || births.available ? births : undefined
     } catch (error) {
-      /* c8 ignore next */ if (!(error instanceof ProcReadError)) throw error
-      this.#reportOnce('births', error, `new processes are looked for every ${deps.config.scanMs} ms instead`)
+      this.#noBirthSignal(error)
     }
     const { triggerFraction, triggerSeconds, windowMs } = deps.config
     this.#triggerOptions = { fraction: triggerFraction, seconds: triggerSeconds, windowMs }
@@ -151,39 +163,37 @@ export class Watcher {
 
   /**
    * One tick: births (one read of the last pid allocated), each container's usage (one
-   * read each), then per-process detail only where something moves. A quiet pod costs two
-   * small reads every `intervalMs`; a birth, a rise or a limit drawing near brings the tick
-   * down to `fastIntervalMs` (a Node timer's wake-up alone is most of an idle tick's cost).
+   * read each), then per-process detail only where something moves. A quiet pod costs one
+   * read plus one per container every `intervalMs`; a new process, a rise or a limit
+   * drawing near brings the tick down to `fastIntervalMs` (a Node timer's wake-up alone is
+   * most of a quiet tick's cost).
    */
   #tick(): void {
     if (this.#stopped) return
     const now = this.#now()
     const { config } = this.#deps
-    const born = this.#discover(now)
-    for (const group of this.#groups.values()) {
-      const kept = group.sample(now, config.intervalMs)
-      if (kept instanceof Error) this.#reportOnce(`cgroup:${group.key}`, kept)
-      else if (kept) group.verdict = assess(group.series, group.limit.bytes, this.#triggerOptions)
+    const fresh = this.#discover(now)
+    // Starting processes first: read every tick, whatever their container does.
+    for (const w of this.#starting) {
+      if (now - w.startedAt >= STARTUP_MS) this.#starting.delete(w)
+      else if (this.#refresh(w, now) && w.settledBytes === undefined && hasSettled(w.series)) w.settledBytes = w.series.lastBytes()
     }
     // Each process's RSS: every tick while its container rises (or, without a usage of its
     // own, while one of its members does, and every intervalMs otherwise); all of them
     // together every refreshMs. Per group, not per process: a steady pod's tick touches no
-    // process at all. Starting processes are read every tick, below.
+    // process at all.
     const refreshAll = now - this.#lastRefresh >= config.refreshMs
     if (refreshAll) this.#lastRefresh = now
-    let delay = born || this.#starting.size > 0 || this.#discovery.youngCount > 0 ? config.fastIntervalMs : config.intervalMs
-    for (const group of this.#groups.values()) {
-      const groupRising = isRising(group.verdict)
-      const due = !group.hasUsage && now - group.membersReadAt >= config.intervalMs
-      // A fall in usage is most often a member's exit: found now, not at the next refresh.
-      if (refreshAll || groupRising || due || group.fell) this.#readMembers(group, now)
-    }
-    for (const w of this.#starting) {
-      if (now - w.bornAt >= STARTUP_MS || !this.#watched.has(w.info.pid)) this.#starting.delete(w)
-      else if (w.series.t(w.series.length - 1) !== now && this.#refresh(w, now) && !w.group.hasUsage) this.#judgeMember(w, now)
-    }
+    let delay = fresh || this.#starting.size > 0 || this.#discovery.hasYoung(now) ? config.fastIntervalMs : config.intervalMs
     let rising = false
     for (const group of this.#groups.values()) {
+      const kept = group.sample(now, config.intervalMs)
+      if (kept instanceof Error) this.#reportOnce(`cgroup:${group.key}`, kept)
+      else if (kept) group.verdict = assess(group.series, group.limit.bytes, this.#triggerOptions)
+      const due = !group.hasUsage && now - group.membersReadAt >= config.intervalMs
+      // A fall in usage is most often a member's exit: found now, not at the next refresh.
+      if (refreshAll || isRising(group.verdict) || due || group.fell) this.#readMembers(group, now)
+      else if (!group.hasUsage) this.#judgeStartingMembers(group, now)
       if (group.hasUsage) this.#judgeGroup(group, now)
       rising ||= isRising(group.verdict)
       delay = Math.min(delay, nextIntervalMs(group.verdict, config.intervalMs, config.fastIntervalMs, config.triggerFraction))
@@ -196,8 +206,11 @@ export class Watcher {
 
   /**
    * Lists /proc when a pid was allocated since the last tick, so a process is seen within
-   * a tick of its birth; else looks again at the young pids that may have exec'd Python
-   * since. Without the birth signal (a foreign procfs root), lists every scanMs.
+   * a tick of its birth; else looks again at the pids that may have exec'd Python since.
+   * Without the birth signal (a foreign procfs root), lists every scanMs.
+   *
+   * @returns whether a process was born since the last scan (a new thread moves the last
+   *   pid too, but lists nothing new: it keeps the tick quiet)
    */
   #discover(now: number): boolean {
     let born = false
@@ -205,58 +218,84 @@ export class Watcher {
       try {
         born = this.#births.moved()
       } catch (error) {
-        /* c8 ignore next */ if (!(error instanceof ProcReadError)) throw error // parse errors are bugs to see
-        this.#reportOnce('births', error, `new processes are looked for every ${this.#deps.config.scanMs} ms instead`)
-        this.#births.close()
-        this.#births = undefined
+        this.#noBirthSignal(error)
       }
     }
-    // With a clamp to do and no birth signal, a new process is found within a tick, before it reads its limits.
     const { config } = this.#deps
-    const scanMs = this.#deps.actor?.wantsFastScan ? Math.min(config.scanMs, config.intervalMs) : config.scanMs
-    if (born || (!this.#births && now - this.#lastScan >= scanMs)) this.#scan(now)
-    else for (const found of this.#discovery.recheckYoung(now)) this.#watch(found, now)
-    return born
+    // With a clamp to do and no birth signal, a new process is found within a tick, before it reads its limits.
+    const scanMs = this.#births ? config.scanMs : this.#deps.actor?.wantsFastScan ? Math.min(config.scanMs, config.intervalMs) : config.scanMs
+    if (born || (!this.#births && now - this.#lastScan >= scanMs)) return this.#scan(now) > 0
+    // Every scanMs, also the older pids a wrapper may still exec Python in.
+    const all = now - this.#lastRecheck >= scanMs
+    if (all) this.#lastRecheck = now
+    for (const found of this.#discovery.recheck(now, all)) this.#watch(found, now)
+    return false
   }
 
-  /** Reads every member of a group; without a usage of its own, each is judged alone. */
+  /** Without the birth signal: scans every scanMs instead, said once. */
+  #noBirthSignal(error: unknown): void {
+    /* c8 ignore next */ if (!(error instanceof ProcReadError) && !(error instanceof ProcParseError)) throw error
+    this.#reportOnce('births', error, `new processes are looked for every ${this.#deps.config.scanMs} ms instead`)
+    this.#births?.close()
+    this.#births = undefined
+  }
+
+  /** Reads every member of a group; without a usage of its own, each is judged alone and the group takes the most urgent verdict. */
   #readMembers(group: Group, now: number): void {
     group.membersReadAt = now
     let verdict: Verdict | undefined
     // #refresh may remove the member, and an emptied group: safe while iterating a Set or Map.
     for (const pid of group.members) {
       const w = this.#watched.get(pid)
-      if (!w || !this.#refresh(w, now) || group.hasUsage) continue
-      const judged = this.#judgeMember(w, now)
-      if (!verdict || isRising(judged)) verdict = judged
+      if (!w || (w.readAt !== now && !this.#refresh(w, now)) || group.hasUsage) continue
+      verdict = mostUrgent(verdict, this.#judgeMember(w, now))
     }
     if (!group.hasUsage) group.verdict = verdict
   }
 
-  /** When a cgroup's verdict is a runaway, the member whose RSS grew most is captured. */
+  /** Without a usage, a group's starting members (read this tick) are judged between its full reads. */
+  #judgeStartingMembers(group: Group, now: number): void {
+    for (const pid of group.members) {
+      const w = this.#watched.get(pid)
+      if (w && w.readAt === now && this.#starting.has(w)) group.verdict = mostUrgent(group.verdict, this.#judgeMember(w, now))
+    }
+  }
+
+  /**
+   * When a cgroup's verdict is a runaway, the member whose RSS grew most is captured. A
+   * starting culprit may be held back (start-up is not a runaway); then a member past its
+   * start-up that grew by more than noise is the runaway, if there is one.
+   */
   #judgeGroup(group: Group, now: number): void {
     const verdict = group.verdict
     if (!verdict?.reason) return
-    const culprit = this.#fastestGrowing(group, now)
+    const culprit = this.#fastestGrowing(group, now, 0)
     if (!culprit) return
-    const judged = judgeStarting(verdict, now - culprit.bornAt, culprit.series, this.#deps.config.windowMs)
-    if (judged.reason) this.#trigger(culprit, judged as Verdict & { reason: NonNullable<Verdict['reason']> }, now)
+    const judged = this.#judgeStarting(verdict, culprit, now)
+    if (judged.reason) return this.#trigger(culprit, judged as Verdict & { reason: NonNullable<Verdict['reason']> }, now)
+    const elder = this.#fastestGrowing(group, now, noiseFloor(group.limit.bytes), true)
+    if (elder) this.#trigger(elder, verdict as Verdict & { reason: NonNullable<Verdict['reason']> }, now)
   }
 
   /** Without a cgroup usage, a member's RSS is judged against its limit. */
   #judgeMember(w: Watched, now: number): Verdict {
-    const assessed = assess(w.series, w.group.limit.bytes, this.#triggerOptions)
-    const verdict = judgeStarting(assessed, now - w.bornAt, w.series, this.#deps.config.windowMs)
+    const verdict = this.#judgeStarting(assess(w.series, w.group.limit.bytes, this.#triggerOptions), w, now)
     if (verdict.reason) this.#trigger(w, verdict as Verdict & { reason: NonNullable<Verdict['reason']> }, now)
     return verdict
   }
 
-  #fastestGrowing(group: Group, now: number): Watched | undefined {
+  #judgeStarting(verdict: Verdict, w: Watched, now: number): Verdict {
+    const { windowMs, triggerFraction } = this.#deps.config
+    return judgeStarting(verdict, { ageMs: now - w.startedAt, own: w.series, settledBytes: w.settledBytes, windowMs, triggerFraction })
+  }
+
+  /** The member that grew most over the window, by more than `minGrowth`; with `settledOnly`, among those whose start-up is out of the window. */
+  #fastestGrowing(group: Group, now: number, minGrowth: number, settledOnly = false): Watched | undefined {
     let best: Watched | undefined
-    let bestGrowth = 0
+    let bestGrowth = minGrowth
     for (const pid of group.members) {
       const w = this.#watched.get(pid)
-      if (!w) continue
+      if (!w || (settledOnly && now - w.startedAt < STARTUP_MS + this.#deps.config.windowMs)) continue
       // Baseline: the last sample before the window (a cold member was read only at refreshMs).
       const { series } = w
       if (series.length === 0) continue
@@ -269,18 +308,26 @@ export class Watcher {
     return best
   }
 
-  #scan(now: number): void {
+  /** Lists /proc: exits, and the processes to watch among the pids not known yet. Returns how many pids were born since the last scan. */
+  #scan(now: number): number {
     this.#lastScan = now
     const pids = this.#deps.proc.listPids()
     const present = new Set(pids)
     for (const w of [...this.#watched.values()]) if (!present.has(w.info.pid)) this.#exit(w, now)
     this.#discovery.prune(present)
+    const before = this.#present
+    let born = 0
     for (const pid of pids) {
       if (this.#watched.has(pid) || this.#deps.ownPids.has(pid)) continue
-      const found = this.#discovery.examine(pid, now)
+      // At the first scan every pid is old; after it, one not listed last time was born since.
+      const isNew = before !== undefined && !before.has(pid)
+      if (isNew) born++
+      const found = this.#discovery.examine(pid, now, isNew)
       if (found) this.#watch(found, now)
     }
+    this.#present = present
     this.#scanned = true
+    return born
   }
 
   #watch(found: Found, now: number): void {
@@ -314,10 +361,11 @@ export class Watcher {
     series.push({ t: now, bytes: rssBytes })
     const risks = findRisks(found.rlimits, { nofileRisk: config.nofileRisk })
     const bornAt = this.#bornAt(found.startTime, now)
-    const w: Watched = { info, group, series, gate: new CaptureGate(config.cooldownMs), risks, peakRss: rssBytes, bornAt, seenAt: now }
+    const startedAt = found.execSeenAt ?? bornAt
+    const w: Watched = { info, group, series, gate: new CaptureGate(config.cooldownMs), risks, peakRss: rssBytes, bornAt, startedAt, seenAt: now, readAt: now }
     this.#watched.set(found.pid, w)
     group.members.add(found.pid)
-    if (now - bornAt < STARTUP_MS) this.#starting.add(w)
+    if (now - startedAt < STARTUP_MS) this.#starting.add(w)
     this.#deps.emit({ type: 'process', ...info })
     for (const risk of risks) this.#deps.emit({ type: 'risk', pid: found.pid, cmdline: found.cmdline, ...risk })
     if (this.#deps.actor) this.#track(this.#deps.actor.onDiscovered(info))
@@ -325,9 +373,18 @@ export class Watcher {
 
   /** When a process that started `startTime` clock ticks after boot was born, on the monotonic clock; never after `now`. */
   #bornAt(startTime: number, now: number): number {
-    const uptime = this.#deps.proc.uptimeSeconds()
-    if (uptime === undefined) return now
-    return now - Math.max(0, uptime * 1000 - (startTime * 1000) / USER_HZ)
+    if (this.#uptime?.at !== now) {
+      let seconds: number | undefined
+      try {
+        seconds = this.#deps.proc.uptimeSeconds()
+      } catch (error) {
+        /* c8 ignore next */ if (!(error instanceof ProcReadError)) throw error
+        this.#reportOnce('uptime', error, "processes' ages are counted from their first sighting")
+      }
+      this.#uptime = { at: now, seconds }
+    }
+    const { seconds } = this.#uptime
+    return seconds === undefined ? now : now - processAgeMs(startTime, seconds)
   }
 
   /** Keeps an action's promise until it settles, so that stop() waits for it. */
@@ -348,12 +405,15 @@ export class Watcher {
       this.#reportOnce(`stat:${w.info.pid}`, error)
       return false
     }
-    // A zombie's memory is gone; a different start time is a reused pid.
+    // A zombie's memory is gone; a different start time is a reused pid, born while we looked away.
     if (!stat || stat.startTime !== w.info.startTime || stat.state === 'Z' || stat.state === 'X') {
       this.#exit(w, now)
+      const reborn = stat && stat.startTime !== w.info.startTime ? this.#discovery.examine(w.info.pid, now, true) : undefined
+      if (reborn) this.#watch(reborn, now)
       return false
     }
     const bytes = stat.rssPages * this.#deps.pageSize
+    w.readAt = now
     w.series.push({ t: now, bytes })
     w.peakRss = Math.max(w.peakRss, bytes)
     return true
@@ -450,6 +510,15 @@ export class Watcher {
 
 function isRising(verdict: Verdict | undefined): boolean {
   return verdict !== undefined && verdict.state !== 'steady'
+}
+
+const URGENCY = { steady: 0, rising: 1, runaway: 2 } as const
+
+/** The verdict to act on first: a runaway over a rise over a steady one, then the one nearer its limit. */
+function mostUrgent(a: Verdict | undefined, b: Verdict): Verdict {
+  if (!a) return b
+  const order = URGENCY[b.state] - URGENCY[a.state]
+  return order > 0 || (order === 0 && b.fraction > a.fraction) ? b : a
 }
 
 function usageOf(group: Group): { usageBytes?: number } {

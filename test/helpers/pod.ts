@@ -40,6 +40,8 @@ export interface PodOptions {
   agentCaps: string[]
   /** Environment of the agent container, as the pod spec's `env` would set it. */
   agentEnv: Record<string, string>
+  /** The agent container's command. Default: this process's node and flags on src/cli.ts (the tests' TypeScript loader). */
+  agentCommand?: string[]
 }
 
 export interface SimulatedPod {
@@ -198,7 +200,7 @@ export async function startPod(options: PodOptions, workdir: string): Promise<Si
     containerSetup(cgroups.version),
     readOnlyRoot([tapDir]),
     `cd ${q(REPO)}`,
-    setpriv(options.agentCaps, [process.execPath, ...process.execArgv, CLI]),
+    setpriv(options.agentCaps, options.agentCommand ?? [process.execPath, ...process.execArgv, CLI]),
   ].join('\n')
   const container = (cgroup: string, script: string, stdout: string) =>
     `sh -c ${q(`echo 0 > ${q(join(cgroup, 'cgroup.procs'))} && exec unshare --mount --cgroup -- sh -c ${q(script)}`)} ${stdout} &`
