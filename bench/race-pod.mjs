@@ -30,7 +30,7 @@ import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WebSocket } from 'ws'
 import { cellId, cellLabel, cellsFrom, entriesFor, formatLimit, leakLabel, sameCell, target, verdict } from './lib/cells.mjs'
-import { DAEMON, PYTHON, ROOT, fmt, isAlive, machine, median, option, positional, procState, readPidfile, shippedNodeFlags } from './lib/common.mjs'
+import { DAEMON, PYTHON, ROOT, deathAndStatus, describeResult, fmt, isAlive, machine, median, option, positional, procState, readPidfile, shippedNodeFlags } from './lib/common.mjs'
 
 const args = process.argv.slice(2)
 const runs = Number(positional(args, 5))
@@ -64,7 +64,7 @@ for (let run = 1; run <= runs; run++) {
   for (const cell of cells) {
     for (let attempt = 1; attempt <= MAX_TRIES; attempt++) {
       const row = { ...cell, run, ...(await race(cell, `${run}-${attempt}`)) }
-      console.error(`${cellLabel(cell)} run ${run}${attempt > 1 ? ` (try ${attempt})` : ''}: ${row.oomKilled ? 'OOM-killed' : `NOT OOM-killed (${row.death})`} ${fmt(row.livedMs, 0)} ms after start, oomwatch ${describe(row.agent)}; pod up in ${fmt(row.setupMs, 0)} ms, run ${fmt(row.totalMs / 1000, 1)} s`)
+      console.error(`${cellLabel(cell)} run ${run}${attempt > 1 ? ` (try ${attempt})` : ''}: ${row.oomKilled ? 'OOM-killed' : `NOT OOM-killed (${row.death})`} ${fmt(row.livedMs, 0)} ms after start, oomwatch ${describeResult(row.agent)}; pod up in ${fmt(row.setupMs, 0)} ms, run ${fmt(row.totalMs / 1000, 1)} s`)
       if (row.oomKilled || attempt === MAX_TRIES) {
         rows.push(row)
         break
@@ -115,7 +115,7 @@ async function race(cell, run) {
       if (hostPid === undefined) await sleep(2)
     }
     if (hostPid === undefined) throw new Error(`pod pid ${podPid} not found in the app's cgroup: ${pod.stderr()}`)
-    const { diedAt, status } = await deathOf(hostPid)
+    const { diedAt, status } = await deathAndStatus(hostPid)
     await sleep(GRACE_MS)
     const oomKilled = pod.appOomKills() > killsBefore
 
@@ -153,31 +153,7 @@ function agentCmdline(pod) {
   return 'unknown'
 }
 
-/** When `pid` was first seen dead (polled every 2 ms), and how, when its zombie could be read. */
-async function deathOf(pid, timeoutMs = 120_000) {
-  const until = performance.now() + timeoutMs
-  while (performance.now() < until) {
-    if (!isAlive(pid)) {
-      const diedAt = performance.now()
-      let status = 'reaped before read'
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-        const code = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[49])
-        status = code & 0x7f ? `signal ${code & 0x7f}` : `exit ${code >> 8}`
-      } catch {
-        // reaped already
-      }
-      return { diedAt, status }
-    }
-    await sleep(2)
-  }
-  throw new Error(`pid ${pid} still alive after ${timeoutMs} ms`)
-}
 
-function describe(result) {
-  if (!result.arrived) return `lost (${result.detail})`
-  return `${result.won ? 'won' : 'LOST'} by ${fmt(result.margin, 0)} ms (${result.detail})`
-}
 
 const won = result => result.arrived && result.won
 const fromSrc = / src\/cli\.ts$/.test(agentRan)

@@ -28,7 +28,7 @@ import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WebSocket } from 'ws'
 import { cellId, cellLabel, cellsFrom, entriesFor, formatLimit, leakLabel, sameCell, target, verdict } from './lib/cells.mjs'
-import { DAEMON, PYSPY, PYTHON, ROOT, fmt, isolate, isAlive, machine, makeCgroup, median, option, positional, procState, readPidfile, startAgentProcess } from './lib/common.mjs'
+import { DAEMON, PYSPY, PYTHON, ROOT, deathAndStatus, describeResult, fmt, isolate, isAlive, machine, makeCgroup, median, option, positional, procState, readPidfile, startAgentProcess } from './lib/common.mjs'
 
 const { isolated, args } = isolate()
 const runs = Number(positional(args, 5))
@@ -90,7 +90,7 @@ for (let run = 1; run <= runs; run++) {
   for (const cell of cells) {
     for (let attempt = 1; attempt <= MAX_TRIES; attempt++) {
       const row = { ...cell, run, ...(await race(cell, `${run}-${attempt}`)) }
-      console.error(`${cellLabel(cell)} run ${run}${attempt > 1 ? ` (try ${attempt})` : ''}: ${row.oomKilled ? 'OOM-killed' : `NOT OOM-killed (${row.death})`} ${fmt(row.livedMs, 0)} ms after spawn, oomwatch ${describe(row.agent)}, by hand ${describe(row.byHand)}`)
+      console.error(`${cellLabel(cell)} run ${run}${attempt > 1 ? ` (try ${attempt})` : ''}: ${row.oomKilled ? 'OOM-killed' : `NOT OOM-killed (${row.death})`} ${fmt(row.livedMs, 0)} ms after spawn, oomwatch ${describeResult(row.agent)}, by hand ${describeResult(row.byHand)}`)
       if (row.oomKilled || attempt === MAX_TRIES) {
         rows.push(row)
         break
@@ -118,7 +118,7 @@ async function race(cell, run) {
   const child = spawn(bin, argv, { stdio: 'ignore' })
   const exit = new Promise(resolve => child.once('exit', (code, signal) => resolve(signal ?? `exit ${code}`)))
   const pid = mode === 'daemon' ? await readPidfile(pidfile) : child.pid
-  const { diedAt, status } = await deathOf(pid)
+  const { diedAt, status } = await deathAndStatus(pid)
   const death = mode === 'daemon' ? status : await exit
   await sleep(GRACE_MS)
   const oomKilled = cgroup.oomKills() > killsBefore
@@ -146,34 +146,7 @@ async function race(cell, run) {
   return { pid, oomKilled, death, livedMs: diedAt - spawnedAt, agent: agentResult, byHand }
 }
 
-/**
- * When `pid` was first seen dead (polled every 2 ms), and how it died when its zombie
- * could be read (exit_code, field 52 of /proc/<pid>/stat: a signal in the low 7 bits).
- */
-async function deathOf(pid, timeoutMs = 120_000) {
-  const until = performance.now() + timeoutMs
-  while (performance.now() < until) {
-    if (!isAlive(pid)) {
-      const diedAt = performance.now()
-      let status = 'reaped before read'
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-        const code = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[49])
-        status = code & 0x7f ? `signal ${code & 0x7f}` : `exit ${code >> 8}`
-      } catch {
-        // reaped already
-      }
-      return { diedAt, status }
-    }
-    await sleep(2)
-  }
-  throw new Error(`pid ${pid} still alive after ${timeoutMs} ms`)
-}
 
-function describe(result) {
-  if (!result.arrived) return `lost (${result.detail ?? 'no incident'})`
-  return `${result.won ? 'won' : 'LOST'} by ${fmt(result.margin, 0)} ms (${result.detail})`
-}
 
 const margin = result => (result.arrived ? `${fmt(result.margin, 0)}` : '—')
 const won = result => result.arrived && result.won

@@ -145,6 +145,36 @@ export async function deathOf(pid, timeoutMs = 120_000) {
   throw new Error(`pid ${pid} still alive after ${timeoutMs} ms`)
 }
 
+/**
+ * When `pid` was first seen dead (polled every 2 ms), and how it died when its zombie
+ * could be read (exit_code, field 52 of /proc/<pid>/stat: a signal in the low 7 bits).
+ */
+export async function deathAndStatus(pid, timeoutMs = 120_000) {
+  const until = performance.now() + timeoutMs
+  while (performance.now() < until) {
+    if (!isAlive(pid)) {
+      const diedAt = performance.now()
+      let status = 'reaped before read'
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+        const code = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[49])
+        status = code & 0x7f ? `signal ${code & 0x7f}` : `exit ${code >> 8}`
+      } catch {
+        // reaped already
+      }
+      return { diedAt, status }
+    }
+    await sleep(2)
+  }
+  throw new Error(`pid ${pid} still alive after ${timeoutMs} ms`)
+}
+
+/** A watcher's result in a progress line: won or lost, by how much, and why. */
+export function describeResult(result) {
+  if (!result.arrived) return `lost (${result.detail ?? 'no incident'})`
+  return `${result.won ? 'won' : 'LOST'} by ${fmt(result.margin, 0)} ms (${result.detail})`
+}
+
 /** Waits for a file to hold a pid (a daemon's pidfile). */
 export async function readPidfile(path, timeoutMs = 10_000) {
   const until = performance.now() + timeoutMs
