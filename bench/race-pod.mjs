@@ -30,7 +30,7 @@ import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WebSocket } from 'ws'
 import { cellId, cellLabel, cellsFrom, entriesFor, formatLimit, leakLabel, sameCell, target, verdict } from './lib/cells.mjs'
-import { DAEMON, PYTHON, ROOT, deathAndStatus, describeResult, fmt, isAlive, machine, median, option, positional, procState, readPidfile, shippedNodeFlags } from './lib/common.mjs'
+import { DAEMON, PYTHON, ROOT, deathAndStatus, describeResult, fmt, judgeIncident, isAlive, machine, median, option, positional, procState, readPidfile, shippedNodeFlags } from './lib/common.mjs'
 
 const args = process.argv.slice(2)
 const runs = Number(positional(args, 5))
@@ -121,17 +121,8 @@ async function race(cell, run) {
 
     const received = incidents.find(({ event }) => event.pid === podPid)
     let agent = { arrived: false, detail: incidents.length ? `incidents for other pids: ${incidents.map(({ event }) => event.pid).join(', ')}` : 'no incident' }
-    if (received) {
-      const { event } = received
-      const named = event.threads.some(thread => thread.frames.some(frame => frame.function === 'fd_table_from_limit'))
-      const nofile = event.rlimits?.NOFILE !== undefined
-      agent = {
-        arrived: true,
-        won: received.alive && named && nofile && received.receivedAt < diedAt,
-        margin: diedAt - received.receivedAt,
-        detail: `${event.reason} at ${Math.round(event.memory.fractionOfLimit * 100)}% (limit from ${event.memory.limitSource}), py-spy ${event.capture.pyspyMs} ms${event.capture.error ? `, ${event.capture.error.code}` : ''}${named ? '' : ', no fd_table_from_limit'}${nofile ? '' : ', no NOFILE'}${received.alive ? '' : `, state ${received.state ?? 'gone'} at receipt`}`,
-      }
-    }
+    if (received) agent = judgeIncident(received, diedAt, { limitNote: true })
+
     return { podPid, hostPid, oomKilled, death: status, livedMs: diedAt - spawnedAt, agent, setupMs, totalMs: performance.now() - started }
   } finally {
     ws.close()

@@ -28,7 +28,7 @@ import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WebSocket } from 'ws'
 import { cellId, cellLabel, cellsFrom, entriesFor, formatLimit, leakLabel, sameCell, target, verdict } from './lib/cells.mjs'
-import { DAEMON, PYSPY, PYTHON, ROOT, deathAndStatus, describeResult, fmt, isolate, isAlive, machine, makeCgroup, median, option, positional, procState, readPidfile, startAgentProcess } from './lib/common.mjs'
+import { DAEMON, PYSPY, PYTHON, ROOT, deathAndStatus, describeResult, fmt, judgeIncident, isolate, isAlive, machine, makeCgroup, median, option, positional, procState, readPidfile, startAgentProcess } from './lib/common.mjs'
 
 const { isolated, args } = isolate()
 const runs = Number(positional(args, 5))
@@ -126,17 +126,8 @@ async function race(cell, run) {
 
   const received = incidents.find(({ event }) => event.pid === pid)
   let agentResult = { arrived: false }
-  if (received) {
-    const { event } = received
-    const named = event.threads.some(thread => thread.frames.some(frame => frame.function === 'fd_table_from_limit'))
-    const nofile = event.rlimits?.NOFILE !== undefined
-    agentResult = {
-      arrived: true,
-      won: received.alive && named && nofile && received.receivedAt < diedAt,
-      margin: diedAt - received.receivedAt,
-      detail: `${event.reason} at ${Math.round(event.memory.fractionOfLimit * 100)}%, py-spy ${event.capture.pyspyMs} ms${event.capture.error ? `, ${event.capture.error.code}` : ''}${named ? '' : ', no fd_table_from_limit'}${nofile ? '' : ', no NOFILE'}${received.alive ? '' : `, state ${received.state ?? 'gone'} at receipt`}`,
-    }
-  }
+  if (received) agentResult = judgeIncident(received, diedAt)
+
   const mine = dumps.filter(dump => dump.pid === pid)
   const good = mine.find(dump => dump.named)
   const failures = mine.filter(dump => !dump.ok)

@@ -169,6 +169,24 @@ export async function deathAndStatus(pid, timeoutMs = 120_000) {
   throw new Error(`pid ${pid} still alive after ${timeoutMs} ms`)
 }
 
+/**
+ * oomwatch's result in one run: it won when the incident (received, with `alive` and
+ * `state` read at its receipt) names fd_table_from_limit, carries rlimits.NOFILE and came
+ * before the death at `diedAt`. `limitNote`: the limit's source in the detail (the pod run).
+ */
+export function judgeIncident(received, diedAt, { limitNote = false } = {}) {
+  const { event } = received
+  const named = event.threads.some(thread => thread.frames.some(frame => frame.function === 'fd_table_from_limit'))
+  const nofile = event.rlimits?.NOFILE !== undefined
+  const limit = limitNote ? ` (limit from ${event.memory.limitSource})` : ''
+  return {
+    arrived: true,
+    won: received.alive && named && nofile && received.receivedAt < diedAt,
+    margin: diedAt - received.receivedAt,
+    detail: `${event.reason} at ${Math.round(event.memory.fractionOfLimit * 100)}%${limit}, py-spy ${event.capture.pyspyMs} ms${event.capture.error ? `, ${event.capture.error.code}` : ''}${named ? '' : ', no fd_table_from_limit'}${nofile ? '' : ', no NOFILE'}${received.alive ? '' : `, state ${received.state ?? 'gone'} at receipt`}`,
+  }
+}
+
 /** A watcher's result in a progress line: won or lost, by how much, and why. */
 export function describeResult(result) {
   if (!result.arrived) return `lost (${result.detail ?? 'no incident'})`

@@ -1,4 +1,4 @@
-import type { Verdict } from '../detect/trigger.js'
+import type { Triggered } from '../detect/trigger.js'
 import type { Risk } from '../detect/rlimit-rules.js'
 import type { IncidentPayload, IncidentProcess } from '../events.js'
 import { formatBytes } from '../quantity.js'
@@ -10,7 +10,7 @@ export interface IncidentParts {
   id: string
   pid: number
   cmdline: string[]
-  verdict: Verdict & { reason: NonNullable<Verdict['reason']> }
+  verdict: Triggered
   rssBytes?: number
   limit: MemoryLimit
   rlimits: RlimitTable

@@ -26,6 +26,14 @@ export interface Verdict {
   secondsToLimit: number
 }
 
+/** A verdict whose trigger fired: what a capture is started with. */
+export type Triggered = Verdict & { reason: TriggerReason }
+
+/** True when the verdict's trigger fired. */
+export function isTriggered(verdict: Verdict): verdict is Triggered {
+  return verdict.reason !== undefined
+}
+
 /** Samples a rise must span (two intervals) before it may trigger: one jump is not a trend. */
 const MIN_RUN_SAMPLES = 3
 

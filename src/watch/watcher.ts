@@ -8,7 +8,7 @@ import { CaptureGate } from '../detect/cooldown.js'
 import { findRisks, type Risk } from '../detect/rlimit-rules.js'
 import { Series } from '../detect/series.js'
 import { hasSettled, judgeStarting, STARTUP_MS } from '../detect/newborn.js'
-import { assess, nextIntervalMs, noiseFloor, type TriggerOptions, type Verdict } from '../detect/trigger.js'
+import { assess, isTriggered, nextIntervalMs, noiseFloor, type Triggered, type TriggerOptions, type Verdict } from '../detect/trigger.js'
 import type { EventPayload, IncidentPayload, PostMortem, ProcessInfo } from '../events.js'
 import { chooseLimit } from '../limit.js'
 import { ProcParseError, ProcReadError } from '../proc/errors.js'
@@ -268,19 +268,19 @@ export class Watcher {
    */
   #judgeGroup(group: Group, now: number): void {
     const verdict = group.verdict
-    if (!verdict?.reason) return
+    if (!verdict || !isTriggered(verdict)) return
     const culprit = this.#fastestGrowing(group, now, 0)
     if (!culprit) return
     const judged = this.#judgeStarting(verdict, culprit, now)
-    if (judged.reason) return this.#trigger(culprit, judged as Verdict & { reason: NonNullable<Verdict['reason']> }, now)
+    if (isTriggered(judged)) return this.#trigger(culprit, judged, now)
     const elder = this.#fastestGrowing(group, now, noiseFloor(group.limit.bytes), true)
-    if (elder) this.#trigger(elder, verdict as Verdict & { reason: NonNullable<Verdict['reason']> }, now)
+    if (elder) this.#trigger(elder, verdict, now)
   }
 
   /** Without a cgroup usage, a member's RSS is judged against its limit. */
   #judgeMember(w: Watched, now: number): Verdict {
     const verdict = this.#judgeStarting(assess(w.series, w.group.limit.bytes, this.#triggerOptions), w, now)
-    if (verdict.reason) this.#trigger(w, verdict as Verdict & { reason: NonNullable<Verdict['reason']> }, now)
+    if (isTriggered(verdict)) this.#trigger(w, verdict, now)
     return verdict
   }
 
@@ -443,7 +443,7 @@ export class Watcher {
     }
   }
 
-  #trigger(w: Watched, verdict: Verdict & { reason: NonNullable<Verdict['reason']> }, now: number): void {
+  #trigger(w: Watched, verdict: Triggered, now: number): void {
     if (!w.gate.tryEnter(verdict.reason, now)) return
     const capture = this.#capture(w, verdict).finally(() => {
       w.gate.leave()
@@ -452,7 +452,7 @@ export class Watcher {
     this.#captures.add(capture)
   }
 
-  async #capture(w: Watched, verdict: Verdict & { reason: NonNullable<Verdict['reason']> }): Promise<void> {
+  async #capture(w: Watched, verdict: Triggered): Promise<void> {
     const started = performance.now()
     const { pid, cmdline } = w.info
     const stacking = this.#deps.capture(pid, this.#stopping.signal)
