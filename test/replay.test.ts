@@ -1,20 +1,29 @@
 import { spawn } from 'node:child_process'
 import t from 'tap'
-import type { HelloPayload, IncidentPayload } from '../src/events.js'
+import type { EventHub, HelloPayload, IncidentPayload } from '../src/events.js'
 import { startAgent } from './helpers/agent.js'
 import { connect, refusal, type Received, type TestClient } from './helpers/client.js'
 import { makeTestCgroup } from './helpers/memory-cgroup.js'
 import { deathOf } from './helpers/process.js'
 import { LEAKY_DAEMON, PYTHON } from './helpers/python.js'
 
-/** A real leak (~40 MB/s: replay is under test, not the race) in a 256 MiB cgroup, with nobody watching the stream. */
-async function leakUntilKilled(teardown: (fn: () => unknown) => void): Promise<number> {
+/**
+ * A real leak (~40 MB/s: replay is under test, not the race) in a 256 MiB cgroup, with nobody
+ * watching the stream; resolves once it died and the agent emitted its exit. The exit is awaited
+ * from the spawn on: the agent may see the death before the test does.
+ */
+async function leakUntilKilled(hub: EventHub, teardown: (fn: () => unknown) => void): Promise<number> {
   const cgroup = makeTestCgroup(256 * 1024 * 1024)
   teardown(() => cgroup.remove())
   const [bin, ...args] = cgroup.wrap([PYTHON, LEAKY_DAEMON, '--entries', '10000000', '--rate', '40000000', '--delay', '0.5'])
   const child = spawn(bin!, args, { stdio: 'ignore' })
-  await deathOf(child.pid!)
-  return child.pid!
+  const pid = child.pid!
+  const exited = new Promise<void>(resolve => {
+    const off = hub.subscribe(event => event.type === 'exit' && event.pid === pid && (off(), resolve()))
+  })
+  await deathOf(pid)
+  await exited
+  return pid
 }
 
 /** The seqs a client received besides its hello, and what they must be: since+1, since+2, ... */
@@ -27,11 +36,8 @@ t.test('an incident caught with no client connected is replayed with ?since', as
   const agent = await startAgent()
   t.teardown(() => agent.stop())
   const before = agent.agent.hub.lastSeq
-  const pid = await leakUntilKilled(fn => t.teardown(fn))
-  // Wait for the exit to be seen, still with nobody connected.
-  await new Promise<void>(resolve => {
-    const off = agent.agent.hub.subscribe(event => event.type === 'exit' && event.pid === pid && (off(), resolve()))
-  })
+  // Until the exit is seen, still with nobody connected.
+  const pid = await leakUntilKilled(agent.agent.hub, fn => t.teardown(fn))
   const client = await connect(agent.port, { query: `since=${before}` })
   t.teardown(() => client.close())
   const hello = (await client.waitFor(e => e.type === 'hello')) as HelloPayload & Received
@@ -47,10 +53,7 @@ t.test('after a restart the journal replays what the first agent caught, and seq
   const dir = t.testdir()
   const first = await startAgent({ OOMWATCH_JOURNAL_DIR: dir })
   const since = first.agent.hub.lastSeq
-  const pid = await leakUntilKilled(fn => t.teardown(fn))
-  await new Promise<void>(resolve => {
-    const off = first.agent.hub.subscribe(event => event.type === 'exit' && event.pid === pid && (off(), resolve()))
-  })
+  const pid = await leakUntilKilled(first.agent.hub, fn => t.teardown(fn))
   const lastOfFirst = first.agent.hub.lastSeq
   await first.stop()
 

@@ -455,6 +455,8 @@ export class Watcher {
   async #capture(w: Watched, verdict: Triggered): Promise<void> {
     const started = performance.now()
     const { pid, cmdline } = w.info
+    // The RSS the verdict was judged on: the ticks go on while py-spy runs.
+    const rssBytes = w.series.lastBytes() ?? 0
     const stacking = this.#deps.capture(pid, this.#stopping.signal)
     // While py-spy runs: the rlimits again (the snapshot is of the moment), and the
     // process's own figures.
@@ -472,7 +474,7 @@ export class Watcher {
       pid,
       cmdline,
       verdict,
-      rssBytes: w.series.lastBytes() ?? 0,
+      rssBytes,
       limit: w.group.limit,
       rlimits,
       risks: findRisks(rlimits, { nofileRisk: this.#deps.config.nofileRisk }),
