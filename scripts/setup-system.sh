@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Debian packages the tests drive (run as root): Chromium for test/page.test.ts
-# (playwright-core downloads no browser) and libfaketime for test/clock.test.ts. The agent
+# Debian packages the tests drive (run as root): Chromium for test/e2e/page.test.ts
+# (playwright-core downloads no browser) and libfaketime for test/e2e/clock.test.ts. The agent
 # itself needs neither. Installs only what is missing, quietly.
 set -euo pipefail
 missing=""

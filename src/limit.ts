@@ -1,5 +1,5 @@
 import type { MemoryCgroup } from './cgroup/memory-cgroup.js'
-import type { MemoryLimit } from './types.js'
+import type { MemoryLimit } from './protocol/values.js'
 
 /**
  * The limit that matters, in the order of shared/DESIGN.md: the container's memory

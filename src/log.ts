@@ -1,5 +1,5 @@
 import pino, { type DestinationStream, type Logger } from 'pino'
-import type { OomwatchEvent } from './events.js'
+import type { OomwatchEvent } from './protocol/events.js'
 
 /**
  * JSON lines on stdout. Levels are written as string labels (`"level":"warn"`) because

@@ -1,5 +1,5 @@
 import pidusage from 'pidusage'
-import type { AgentUsage } from './events.js'
+import type { AgentUsage } from './protocol/events.js'
 
 /**
  * The agent's own CPU and RSS, sampled with pidusage every `intervalMs` (it reads

@@ -6,8 +6,8 @@ import { writeSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
 
 // The events module of the build being run: beside the CLI given to node.
-const { EventHub } = await import(new URL('events.js', pathToFileURL(process.argv[1])).href)
-if (typeof EventHub?.prototype?.emit !== 'function') throw new Error('emit-clock: dist/events.js has no EventHub.prototype.emit to time')
+const { EventHub } = await import(new URL('hub.js', pathToFileURL(process.argv[1])).href)
+if (typeof EventHub?.prototype?.emit !== 'function') throw new Error('emit-clock: dist/hub.js has no EventHub.prototype.emit to time')
 const emit = EventHub.prototype.emit
 EventHub.prototype.emit = function timedEmit(payload) {
   const at = process.hrtime.bigint()

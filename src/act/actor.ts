@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs'
-import type { ActionPayload, ProcessInfo } from '../events.js'
 import { clampTarget, protectedReason, type RunawayAction } from './policy.js'
 import { setNofile } from './prlimit.js'
 import { signalSame, stopProcess } from './signals.js'
 import { parseUptime, processAgeMs } from '../proc/uptime.js'
+import type { ActionPayload, ProcessInfo } from '../protocol/events.js'
 
 /** The actions the user enabled; every one is off by default. */
 export interface ActorOptions {

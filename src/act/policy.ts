@@ -1,4 +1,4 @@
-import type { Rlimit, RlimitValue } from '../types.js'
+import type { Rlimit, RlimitValue } from '../protocol/values.js'
 
 /** What to do with a runaway once its stack is out. */
 export type RunawayAction = 'none' | 'stop' | 'freeze'

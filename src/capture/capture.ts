@@ -1,6 +1,7 @@
-import { classifyFailure, DumpParseError, INSTALL_REMEDY, parseDump, type CaptureError } from './pyspy-output.js'
+import { classifyFailure, DumpParseError, INSTALL_REMEDY, parseDump } from './pyspy-output.js'
 import { runOnce } from './pyspy-run.js'
-import { pickCulprit, type Culprit, type PyThread } from './stack.js'
+import { pickCulprit } from './stack.js'
+import type { CaptureError, Culprit, PyThread } from '../protocol/values.js'
 
 /** The stack part of an incident: threads and culprit, or the error and its remedy. */
 export interface StackCapture {

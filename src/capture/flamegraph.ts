@@ -2,16 +2,11 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, st
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
-import type { FlamegraphPayload, OomwatchEvent } from '../events.js'
-import { classifyFailure, type CaptureError } from './pyspy-output.js'
+import { classifyFailure } from './pyspy-output.js'
 import { runOnce } from './pyspy-run.js'
+import type { FlamegraphPayload, OomwatchEvent } from '../protocol/events.js'
+import type { CaptureError, FlamegraphError } from '../protocol/values.js'
 
-/** Why an incident has no flame graph: py-spy's own failure codes, or (`FLAMEGRAPH_*`) why it was not run. */
-export interface FlamegraphError {
-  code: CaptureError['code'] | 'FLAMEGRAPH_BUSY' | 'FLAMEGRAPH_NO_DIR' | 'FLAMEGRAPH_TARGET_GONE'
-  message: string
-  remedy: string
-}
 
 /** Incident ids as the watcher makes them (`<pid>-<8 hex>`), and nothing that could leave the directory. */
 const INCIDENT_ID = /^[A-Za-z0-9_-]{1,64}$/

@@ -1,9 +1,8 @@
 import type { Triggered } from '../detect/trigger.js'
-import type { Risk } from '../detect/rlimit-rules.js'
-import type { IncidentPayload, IncidentProcess } from '../events.js'
 import { formatBytes } from '../quantity.js'
-import type { MemoryLimit, RlimitTable } from '../types.js'
 import type { StackCapture } from './capture.js'
+import type { MemoryLimit, Risk, RlimitTable } from '../protocol/values.js'
+import type { IncidentPayload, IncidentProcess } from '../protocol/events.js'
 
 /** Everything an incident is made of, gathered by the agent at the trigger. */
 export interface IncidentParts {

@@ -3,9 +3,8 @@ import { delimiter, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { INSTALL_REMEDY as REMEDY } from './pyspy-output.js'
 import { runOnce } from './pyspy-run.js'
+import type { PyspyInfo } from '../protocol/values.js'
 
-/** The py-spy binary in use, or why there is none. */
-export type PyspyInfo = { path: string; version: string; source: 'config' | 'project' | 'path' } | { error: string; remedy: string }
 
 /** The project's own install (`.venv/bin/py-spy` beside package.json), from src/ or dist/. */
 export const PROJECT_PYSPY = fileURLToPath(new URL('../../.venv/bin/py-spy', import.meta.url))

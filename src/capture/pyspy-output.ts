@@ -1,11 +1,5 @@
-import type { PyThread } from './stack.js'
+import type { CaptureError, PyThread } from '../protocol/values.js'
 
-/** A failure of the capture, with a stable code and what to do about it. */
-export interface CaptureError {
-  code: 'PYSPY_MISSING' | 'PTRACE_DENIED' | 'NOT_PYTHON' | 'TARGET_EXITED' | 'PYSPY_TIMEOUT' | 'PYSPY_BAD_OUTPUT' | 'PYSPY_FAILED'
-  message: string
-  remedy: string
-}
 
 /** Thrown by parseDump when py-spy's JSON is not what py-spy 0.4 prints. */
 export class DumpParseError extends Error {

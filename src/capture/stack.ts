@@ -1,28 +1,6 @@
-/** One Python frame, as py-spy reports it. */
-export interface Frame {
-  function: string
-  file: string
-  line: number
-}
+import type { Culprit, PyThread } from '../protocol/values.js'
 
-/** One Python thread; `frames` innermost first. */
-export interface PyThread {
-  id: number
-  osThreadId?: number
-  name?: string
-  /** py-spy's view: running (not idle in a wait or sleep). */
-  active: boolean
-  ownsGil: boolean
-  frames: Frame[]
-}
 
-/** The frame most likely to be allocating, and the thread it is in. */
-export interface Culprit extends Frame {
-  threadId: number
-  threadName?: string
-  /** Why this frame was chosen, in words. */
-  why: string
-}
 
 /**
  * The likely culprit: the innermost frame of the thread holding the GIL (only it can

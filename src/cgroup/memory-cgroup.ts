@@ -5,11 +5,11 @@
  */
 import { closeSync, openSync, readFileSync, statSync } from 'node:fs'
 import { posix } from 'node:path'
-import type { MemoryLimit } from '../types.js'
 import { CgroupClosedError, CgroupReadError } from './errors.js'
 import { ancestorDirs, locateMemoryCgroup } from './locate.js'
 import { PreadWhole } from '../proc/pread-whole.js'
 import { parseBytes, parseKeyedCounters, parseLimit, parseMountinfo, parseProcCgroup } from './parse.js'
+import type { MemoryLimit } from '../protocol/values.js'
 
 /** A located memory cgroup. */
 export interface MemoryCgroup {

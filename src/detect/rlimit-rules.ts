@@ -1,16 +1,5 @@
-import type { RlimitTable, RlimitValue } from '../types.js'
+import type { Risk, RlimitTable, RlimitValue } from '../protocol/values.js'
 
-/** A setting known to turn ordinary code into a memory bomb, found before any growth. */
-export interface Risk {
-  /** Stable rule id, e.g. `nofile-hard-huge`. */
-  rule: string
-  /** The rlimit concerned (`NOFILE`, ...). */
-  rlimit: string
-  value: RlimitValue
-  threshold: number
-  /** The reason in words, for the person on call. */
-  message: string
-}
 
 export interface RiskOptions {
   /** NOFILE hard limit above which code sized by it is dangerous (default 1048576). */

@@ -1,5 +1,6 @@
 import type { Samples } from './series.js'
 import { measureGrowth, secondsToLimit } from './growth.js'
+import type { TriggerReason } from '../protocol/values.js'
 
 /** When a growing series counts as a runaway. */
 export interface TriggerOptions {
@@ -11,8 +12,6 @@ export interface TriggerOptions {
   windowMs: number
 }
 
-/** Why a capture was triggered. */
-export type TriggerReason = 'time-to-limit' | 'limit-fraction'
 
 /** The detector's reading of one memory series against its limit. */
 export interface Verdict {

@@ -1,7 +1,7 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
-import type { OomwatchEvent } from '../events.js'
 import { RecentEvents } from './recent-events.js'
+import type { OomwatchEvent } from '../protocol/events.js'
 
 /** How much the journal keeps. */
 export interface JournalOptions {

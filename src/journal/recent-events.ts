@@ -1,4 +1,4 @@
-import type { OomwatchEvent } from '../events.js'
+import type { OomwatchEvent } from '../protocol/events.js'
 
 /**
  * The newest events, bounded by their serialised size, so a replay to a client that

@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
-import type { OomwatchEvent, ProcessInfo } from '../events.js'
 import { commandName } from './command-name.js'
+import type { OomwatchEvent, ProcessInfo } from '../protocol/events.js'
 
 /** What the metrics read at each scrape, besides the events they count. */
 export interface MetricsSources {

@@ -1,5 +1,5 @@
 import { Series } from '../detect/series.js'
-import type { MemoryPayload } from '../events.js'
+import type { MemoryPayload } from '../protocol/events.js'
 
 /** How far back the live page's charts go, and how often a point is taken. */
 export const HISTORY_MS = 5 * 60_000

@@ -1,5 +1,5 @@
-import type { RlimitTable, RlimitValue } from '../types.js'
 import { ProcParseError } from './errors.js'
+import type { RlimitTable, RlimitValue } from '../protocol/values.js'
 
 /**
  * Kernel row titles (fs/proc/base.c `lnames`) mapped to the names `prlimit(1)` and

@@ -1,4 +1,4 @@
-import type { PythonIdentity } from '../types.js'
+import type { PythonIdentity } from '../protocol/values.js'
 
 /*
  * CPython installs its interpreter as python, python3, python3.11, with ABI flags

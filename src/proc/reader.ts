@@ -1,11 +1,12 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
-import type { ProcStat, ProcStatus, RlimitTable } from '../types.js'
+import type { ProcStat, ProcStatus } from '../types.js'
 import { parseCmdline } from './cmdline.js'
 import { isVanished, ProcReadError } from './errors.js'
 import { parseLimits } from './limits.js'
 import { parseStat } from './stat.js'
 import { parseStatus } from './status.js'
 import { parseUptime } from './uptime.js'
+import type { RlimitTable } from '../protocol/values.js'
 
 /**
  * Thin synchronous reader of a procfs tree. Synchronous on purpose: the agent polls

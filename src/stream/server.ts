@@ -5,9 +5,9 @@ import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import type * as Ws from 'ws'
-import type { MemoryFrame, OomwatchEvent } from '../events.js'
 import { protocolTokenMatches, sentTokenMatches, tokenMatches } from './auth.js'
 import { formatText } from './text-format.js'
+import type { MemoryFrame, OomwatchEvent } from '../protocol/events.js'
 
 // ws through require rather than import (its ESM entry, wrapper.mjs, wraps the same CommonJS
 // code): measured 4-6 MiB less resident memory for the agent (bench/cost.mjs).

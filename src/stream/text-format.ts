@@ -1,8 +1,7 @@
-import type { PyThread } from '../capture/stack.js'
-import type { IncidentPayload, OomwatchEvent, ProcessInfo } from '../events.js'
 import { commandName } from '../metrics/command-name.js'
 import { formatBytes } from '../quantity.js'
-import type { Rlimit, RlimitTable } from '../types.js'
+import type { PyThread, Rlimit, RlimitTable } from '../protocol/values.js'
+import type { IncidentPayload, OomwatchEvent, ProcessInfo } from '../protocol/events.js'
 
 /** The rlimits an incident shows in text: the ones that size memory, and any a risk names. */
 const MEMORY_RLIMITS = ['NOFILE', 'AS', 'DATA']

@@ -2,7 +2,7 @@ import { basename } from 'node:path'
 import { ProcReadError } from '../proc/errors.js'
 import { identifyPython, isPythonExecutable } from '../proc/python.js'
 import type { ProcReader } from '../proc/reader.js'
-import type { PythonIdentity, RlimitTable } from '../types.js'
+import type { PythonIdentity, RlimitTable } from '../protocol/values.js'
 
 /** A Python process found by a scan, with what was read of it. */
 export interface Found {

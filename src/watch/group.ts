@@ -1,7 +1,7 @@
 import { CgroupCounters, type MemoryCgroup } from '../cgroup/memory-cgroup.js'
 import { Series } from '../detect/series.js'
 import { noiseFloor, type Verdict } from '../detect/trigger.js'
-import type { MemoryLimit } from '../types.js'
+import type { MemoryLimit } from '../protocol/values.js'
 
 /**
  * The processes that share one memory limit: a container's cgroup, or (without one)

@@ -1,6 +1,6 @@
-import type { IncidentPayload, PostMortem } from '../events.js'
 import { formatBytes } from '../quantity.js'
 import type { Watched } from './watcher.js'
+import type { IncidentPayload, PostMortem } from '../protocol/events.js'
 
 /**
  * The story of an OOM kill, from the last incident (when there was one) and the process's

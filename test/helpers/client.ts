@@ -1,5 +1,5 @@
 import { WebSocket } from 'ws'
-import type { OomwatchEvent } from '../../src/events.js'
+import type { OomwatchEvent } from '../../src/protocol/events.js'
 
 /** An event as a client received it, with the monotonic time of its arrival. */
 export type Received = OomwatchEvent & { receivedAt: number }

@@ -1,0 +1,195 @@
+import type {
+  CaptureError, Culprit, FlamegraphError, MemoryLimit, PyspyInfo, PythonIdentity, PyThread, Risk, RlimitTable, RlimitValue, TriggerReason,
+} from './values.js'
+
+/**
+ * The protocol: every event that reaches a WebSocket client, the log and (later) the
+ * journal. Names here are the stable contract of shared/DESIGN.md.
+ */
+
+/** A watched Python process, as first seen. */
+export interface ProcessInfo {
+  pid: number
+  /** Parent pid: 0 for a container's entrypoint seen from a shared PID namespace. */
+  ppid: number
+  /** Start time in clock ticks after boot: (pid, startTime) names one process across pid reuse. */
+  startTime: number
+  cmdline: string[]
+  exe?: string
+  python: PythonIdentity
+  /** The full rlimit table. */
+  rlimits: RlimitTable
+  memory: {
+    rssBytes?: number
+    /** The limit the OOM killer will enforce on it, and where that figure came from. */
+    limit: MemoryLimit
+    /** The container's memory cgroup, when one was found. */
+    cgroup?: { version: 1 | 2; dir: string; via: 'proc-root' | 'agent-mount'; usageBytes?: number }
+  }
+}
+
+export interface HelloPayload {
+  type: 'hello'
+  version: string
+  /** When this agent started (ISO 8601): a new value with a lower seq means a restart without a journal. */
+  startedAt: string
+  /** The effective configuration; secrets are replaced by whether they are set. */
+  config: Record<string, unknown>
+  pyspy: PyspyInfo
+  /** The agent's own cost, as pidusage last measured it (CPU over the last 10 s). */
+  agent: AgentUsage
+  watching: ProcessInfo[]
+  /** With `?since=SEQ`: what follows this hello before the live stream. */
+  replay?: { since: number; count: number; missed: number }
+}
+
+/** Sent to one client that sent something the protocol does not define. */
+export interface ClientErrorPayload {
+  type: 'error'
+  code: 'CLIENT_MESSAGE_UNSUPPORTED'
+  message: string
+}
+
+export interface AgentUsage {
+  pid: number
+  cpuPercent?: number
+  rssBytes?: number
+}
+
+export interface ProcessPayload extends ProcessInfo {
+  type: 'process'
+}
+
+export interface RiskPayload extends Risk {
+  type: 'risk'
+  pid: number
+  cmdline: string[]
+}
+
+/** Memory figures at the trigger. `secondsToLimit` is null when memory is not growing. */
+export interface IncidentMemory {
+  rssBytes?: number
+  usageBytes: number
+  limitBytes: number
+  limitSource: MemoryLimit['source']
+  limitPath?: string
+  fractionOfLimit: number
+  growthBytesPerSec: number
+  secondsToLimit: number | null
+}
+
+/** The process at the trigger, from /proc/<pid>/status. */
+export interface IncidentProcess {
+  threads?: number
+  /** Peak RSS (VmHWM). */
+  hwmBytes?: number
+  swapBytes?: number
+}
+
+export interface IncidentPayload {
+  type: 'incident'
+  id: string
+  pid: number
+  cmdline: string[]
+  reason: TriggerReason
+  /** The whole story in one sentence: frame, growth, limit, and the rlimit that explains it. */
+  summary: string
+  memory: IncidentMemory
+  process: IncidentProcess
+  /** The rlimit table read at the trigger. */
+  rlimits: RlimitTable
+  /** Risks of this process's rlimits: the likely explanation. */
+  risks: Risk[]
+  threads: PyThread[]
+  culprit?: Culprit
+  capture: {
+    /** From the trigger to the parsed stack, ms. */
+    triggerToStackMs: number
+    pyspyMs: number
+    error?: CaptureError
+  }
+}
+
+export interface ExitPayload {
+  type: 'exit'
+  pid: number
+  cmdline: string[]
+  /** True when the container cgroup's oom_kill count rose: the kernel's OOM killer took it. */
+  oomKilled: boolean
+  lastIncidentId?: string
+  peakRssBytes?: number
+  /**
+   * How long it lived, ms: from its start (as /proc/<pid>/stat tells it; where /proc has no
+   * uptime, from its first sighting) to the tick that found it gone, which for a steady
+   * process may be up to the refresh interval after its end.
+   */
+  livedMs?: number
+  /** When the kernel took it: the story in one place, for the person who arrives after the kill. */
+  postMortem?: PostMortem
+}
+
+/** What an OOM kill's `exit` carries: the last incident's culprit, the peak, the limit, the likely cause. */
+export interface PostMortem {
+  summary: string
+  culprit?: { function: string; file: string; line: number }
+  peakRssBytes: number
+  limitBytes: number
+  limitSource: MemoryLimit['source']
+  /** How long the process lived, ms. */
+  livedMs: number
+  /** The risk that explains it (an rlimit), in words. */
+  explanation?: string
+}
+
+/** Something oomwatch did (only when enabled): what, to which pid, why, and the result. */
+export interface ActionPayload {
+  type: 'action'
+  action: 'clamp-rlimit' | 'stop' | 'freeze' | 'release'
+  pid: number
+  cmdline: string[]
+  reason: string
+  /** `skipped`: a rule kept it from acting (PID 1, an entrypoint, no longer a runaway). */
+  result: 'done' | 'refused' | 'failed' | 'skipped'
+  detail?: string
+  remedy?: string
+  incidentId?: string
+  rlimit?: { name: string; from: { soft: RlimitValue; hard: RlimitValue }; to: { soft: number; hard: number } }
+  /** For a clamp: how long after the process started it was done, ms. */
+  afterStartMs?: number
+}
+
+/**
+ * Follows an incident whose process was still alive after the dump: a short `py-spy
+ * record` as an SVG flame graph at `url` (a path on this agent), or why there is none.
+ */
+export interface FlamegraphPayload {
+  type: 'flamegraph'
+  incidentId: string
+  pid: number
+  /** `/incidents/<id>/flamegraph.svg`; absent when `error` is set. */
+  url?: string
+  /** How long py-spy recorded, ms (less than asked when the process died meanwhile). */
+  durationMs?: number
+  error?: FlamegraphError
+}
+
+/**
+ * Not an event: a per-client frame for the live page (`?memory=1`), never journaled or
+ * logged. Each watched process's RSS points since the last frame (in the first frame,
+ * the history kept), as `[epoch ms, bytes]`, with its memory limit.
+ */
+export interface MemoryPayload {
+  type: 'memory'
+  processes: { pid: number; limitBytes: number; points: [number, number][] }[]
+}
+
+/** A memory frame as sent: stamped at the current seq, like a hello. */
+export type MemoryFrame = MemoryPayload & { seq: number; ts: string }
+
+export type EventPayload = HelloPayload | ClientErrorPayload | ProcessPayload | RiskPayload | IncidentPayload | ExitPayload | ActionPayload | FlamegraphPayload
+
+/** Events for one client only; they carry the current seq without taking one. */
+export type PerClient = HelloPayload | ClientErrorPayload
+
+/** An event as sent: the payload with its sequence number and ISO 8601 time. */
+export type OomwatchEvent = EventPayload & { seq: number; ts: string }

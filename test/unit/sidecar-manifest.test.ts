@@ -1,0 +1,150 @@
+import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment'
+import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap'
+import type { IContainer } from 'kubernetes-models/v1/Container'
+import type { INamespace } from 'kubernetes-models/v1/Namespace'
+import type { ISecret } from 'kubernetes-models/v1/Secret'
+import t from 'tap'
+import { parseAllDocuments } from 'yaml'
+import { loadConfig, SETTINGS, type Config } from '../../src/config.js'
+import { parseQuantity } from '../../src/quantity.js'
+import { checkManifest } from '../helpers/pod-manifest.js'
+import { PYTHON } from '../helpers/python.js'
+
+// sidecar.yaml, checked without a cluster: every document against the Kubernetes schema
+// (types and misspelled keys), then the fields that make the sidecar see into its
+// neighbour, and the agent's own configuration as the real parser reads it from the env.
+const MANIFEST = fileURLToPath(new URL('../../sidecar.yaml', import.meta.url))
+
+const parsed = parseAllDocuments(readFileSync(MANIFEST, 'utf8'))
+const docs = parsed.map(doc => doc.toJS() as { apiVersion?: string; kind?: string; metadata?: { name?: string } })
+
+t.test('sidecar.yaml is valid YAML and every document is a valid Kubernetes object', async t => {
+  t.same(parsed.flatMap(doc => doc.errors.map(e => e.message)), [], 'no YAML errors')
+  t.ok(docs.length >= 2, 'it has documents')
+  for (const doc of docs) {
+    const problems = checkManifest(doc)
+    t.same(problems.schema, [], `${doc.kind} ${doc.metadata?.name}: matches the schema`)
+    t.same(problems.unknownKeys, [], `${doc.kind} ${doc.metadata?.name}: has no key the schema does not know`)
+  }
+})
+
+t.test('the checks catch what they are for', async t => {
+  const deployment = structuredClone(docs.find(d => d.kind === 'Deployment')) as IDeployment
+  const pod = deployment.spec!.template.spec!
+  ;(pod as unknown as Record<string, unknown>).shareProcessNamespaces = true
+  ;(pod.initContainers![0]!.securityContext as Record<string, unknown>).readOnlyRootFileSystem = true
+  t.same(
+    checkManifest(deployment).unknownKeys,
+    ['/spec/template/spec/initContainers/0/securityContext/readOnlyRootFileSystem', '/spec/template/spec/shareProcessNamespaces'],
+    'a misspelled key is reported with its path',
+  )
+  const typed = structuredClone(docs.find(d => d.kind === 'Deployment')) as IDeployment
+  ;(typed.spec!.template.spec!.initContainers![0]!.securityContext as Record<string, unknown>).runAsUser = '0'
+  t.match(checkManifest(typed).schema, [/runAsUser must be integer/], 'a wrong type is reported')
+  t.throws(() => checkManifest({ apiVersion: 'example.com/v1', kind: 'Widget' }), /no schema model/, 'a kind without a model is not passed unchecked')
+})
+
+const deployment = docs.find(d => d.kind === 'Deployment') as IDeployment
+const podSpec = deployment.spec!.template.spec!
+const sidecar = podSpec.initContainers?.find(c => c.name === 'oomwatch') as IContainer
+const secrets = docs.filter(d => d.kind === 'Secret') as ISecret[]
+
+/** The sidecar's environment as the kubelet would set it: Downward API and Secret references resolved. */
+function resolveEnv(container: IContainer): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const entry of container.env ?? []) {
+    const from = entry.valueFrom
+    if (entry.value !== undefined) env[entry.name] = entry.value
+    else if (from?.secretKeyRef) {
+      const secret = secrets.find(s => s.metadata?.name === from.secretKeyRef!.name)
+      const value = secret?.stringData?.[from.secretKeyRef.key] ?? Buffer.from(secret?.data?.[from.secretKeyRef.key] ?? '', 'base64').toString()
+      if (value) env[entry.name] = value
+    } else if (from?.resourceFieldRef) {
+      const { containerName, resource, divisor } = from.resourceFieldRef
+      const target = [...podSpec.containers, ...(podSpec.initContainers ?? [])].find(c => c.name === containerName)
+      const [kind, name] = resource.split('.') as ['limits' | 'requests', string]
+      const quantity = target?.resources?.[kind]?.[name]
+      if (quantity !== undefined) env[entry.name] = String(Math.ceil(parseQuantity(String(quantity)) / parseQuantity(String(divisor ?? '1'))))
+    }
+  }
+  return env
+}
+
+t.test('the pod shape: one PID namespace, oomwatch as a native sidecar', async t => {
+  t.equal(podSpec.shareProcessNamespace, true, 'shareProcessNamespace: true, so the sidecar sees the app')
+  t.equal(podSpec.enableServiceLinks, false, 'no service links (a Service named oomwatch would set OOMWATCH_PORT=tcp://...)')
+  t.ok(sidecar, 'oomwatch is an init container')
+  t.equal(sidecar.restartPolicy, 'Always', 'with restartPolicy Always: a native sidecar')
+  t.notOk(podSpec.containers.some(c => c.name === 'oomwatch'), 'and not also a plain container')
+  t.equal(sidecar.command, undefined, "the image's own command runs (oomwatch)")
+  t.match(sidecar.image, /oomwatch/, 'the image is oomwatch')
+})
+
+t.test("the sidecar's privileges: UID 0, SYS_PTRACE and nothing else", async t => {
+  const sc = sidecar.securityContext!
+  t.equal(sc.runAsUser, 0, 'UID 0: Kubernetes adds capabilities to root only')
+  t.same(sc.capabilities?.drop, ['ALL'], 'every capability dropped')
+  t.same(sc.capabilities?.add, ['SYS_PTRACE'], 'but SYS_PTRACE')
+  t.equal(sc.allowPrivilegeEscalation, false, 'allowPrivilegeEscalation: false')
+  t.equal(sc.readOnlyRootFilesystem, true, 'readOnlyRootFilesystem: true')
+  t.not(sc.privileged, true, 'not privileged')
+  const namespace = docs.find(d => d.kind === 'Namespace' && d.metadata?.name === deployment.metadata?.namespace) as INamespace | undefined
+  t.ok(namespace, 'the namespace is in the file')
+  t.equal(namespace?.metadata?.labels?.['pod-security.kubernetes.io/enforce'], 'privileged', 'and enforces the privileged Pod Security level')
+  // The baseline level's allowed additions (Pod Security Standards, "Capabilities").
+  const baseline = ['AUDIT_WRITE', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'MKNOD', 'NET_BIND_SERVICE', 'SETFCAP', 'SETGID', 'SETPCAP', 'SETUID', 'SYS_CHROOT']
+  t.notOk(baseline.includes('SYS_PTRACE'), 'because baseline does not allow adding SYS_PTRACE (and restricted forbids UID 0)')
+})
+
+t.test("the agent's configuration, as oomwatch parses it from the resolved env", async t => {
+  const env = resolveEnv(sidecar)
+  const known = new Set(Object.values(SETTINGS).map(s => s.env))
+  t.same(Object.keys(env).filter(name => !known.has(name)), [], 'every variable is an oomwatch setting (a misspelled one would be ignored)')
+  t.equal(Object.keys(env).length, sidecar.env?.length, 'every reference resolves (the Secret and the container exist)')
+  const config = loadConfig([], env) as Config
+  t.ok(config.token, 'a token from the Secret')
+  const limitRef = sidecar.env?.find(e => e.name === 'OOMWATCH_MEMORY_LIMIT')?.valueFrom?.resourceFieldRef
+  t.equal(limitRef?.resource, 'limits.memory', "OOMWATCH_MEMORY_LIMIT is a container's limits.memory (Downward API)")
+  const app = podSpec.containers.find(c => c.name === limitRef?.containerName)
+  t.ok(app, 'of a container of this pod: the app')
+  t.equal(config.memoryLimit, parseQuantity(String(app?.resources?.limits?.memory)), "the agent reads the app's limit in bytes")
+  const port = sidecar.ports?.find(p => p.containerPort === config.port)
+  t.ok(port, `the listening port ${config.port} is declared`)
+  t.equal(config.host, '0.0.0.0', 'it listens beyond loopback (the kubelet probes the pod IP), so the token is required')
+  const probeOn = (probe: typeof sidecar.livenessProbe) => {
+    const target = probe?.httpGet?.port
+    return { path: probe?.httpGet?.path, port: typeof target === 'string' ? sidecar.ports?.find(p => p.name === target)?.containerPort : target }
+  }
+  t.same(probeOn(sidecar.livenessProbe), { path: '/livez', port: config.port }, 'liveness probe on /livez')
+  t.same(probeOn(sidecar.readinessProbe), { path: '/readyz', port: config.port }, 'readiness probe on /readyz')
+  t.same(probeOn(sidecar.startupProbe), { path: '/readyz', port: config.port }, 'startup probe on /readyz: the app starts once the first scan is done')
+  t.ok(config.journalDir, 'the journal is kept')
+  const mount = sidecar.volumeMounts?.find(m => m.mountPath === config.journalDir)
+  t.ok(mount && podSpec.volumes?.some(v => v.name === mount.name), 'in a mounted volume: the root filesystem is read-only')
+})
+
+t.test("the sidecar's own resources are set and small", async t => {
+  const { requests, limits } = sidecar.resources ?? {}
+  for (const [what, value] of Object.entries({ 'requests.cpu': requests?.cpu, 'requests.memory': requests?.memory, 'limits.cpu': limits?.cpu, 'limits.memory': limits?.memory })) {
+    t.ok(value !== undefined, `${what} is set`)
+  }
+  const memory = parseQuantity(String(limits?.memory))
+  t.ok(memory <= 256 * 2 ** 20, 'its memory limit is at most 256Mi')
+  t.ok(memory >= parseQuantity(String(requests?.memory)), 'and not below its request')
+})
+
+t.test('the app runs a Python program that parses', async t => {
+  const app = podSpec.containers.find(c => c.name === 'app') as IContainer
+  t.ok(app.resources?.limits?.memory, 'the app has a memory limit')
+  const script = app.command?.find(arg => arg.endsWith('.py')) ?? ''
+  const mount = app.volumeMounts?.find(m => script.startsWith(`${m.mountPath}/`))
+  const volume = podSpec.volumes?.find(v => v.name === mount?.name)
+  const configMap = docs.find(d => d.kind === 'ConfigMap' && d.metadata?.name === volume?.configMap?.name) as IConfigMap | undefined
+  const source = configMap?.data?.[script.slice((mount?.mountPath.length ?? 0) + 1)]
+  t.ok(source, `${script} comes from a ConfigMap in the file`)
+  const check = 'import ast, sys; ast.parse(sys.stdin.read())'
+  t.doesNotThrow(() => execFileSync(PYTHON, ['-c', check], { input: source, stdio: ['pipe', 'ignore', 'pipe'] }), 'and is valid Python')
+})
