@@ -12,6 +12,7 @@ import { logSink } from './log.js'
 import { Metrics } from './metrics/registry.js'
 import { MemoryHistory, memoryFrame, SAMPLE_MS } from './page/memory-history.js'
 import { PAGE_HTML } from './page/page.js'
+import { isRunning } from './proc/identity.js'
 import { ProcReader } from './proc/reader.js'
 import { SelfUsage } from './self-usage.js'
 import { StreamServer } from './stream/server.js'
@@ -162,12 +163,18 @@ export class Agent {
             seconds: config.flamegraphSeconds,
             maxKept: config.flamegraphMax,
             store: flamegraphs,
-            isAlive: isAlive(new ProcReader(config.procRoot)),
+            isAlive: (pid, startTime) => isRunning(config.procRoot, pid, startTime),
             emit: payload => hub.emit(payload),
             logger,
           })
         : undefined
-    if (recorder) hub.subscribe(recorder.onEvent)
+    // TODO(integrator): call from the watcher's afterIncident hook, recorder.afterIncident(incident, info.startTime), and drop this sink.
+    if (recorder) {
+      // After the hub has handed the incident to every sink, never inside its loop.
+      hub.subscribe(event => {
+        if (event.type === 'incident') queueMicrotask(() => void recorder.afterIncident(event))
+      })
+    }
     const memoryTimer = setInterval(() => {
       const readings = watcher.memory()
       const now = Date.now()
@@ -199,18 +206,6 @@ export class Agent {
       logger.flush()
     })()
     return this.#stopping
-  }
-}
-
-/** True while `pid` runs and is not a zombie: a flame graph of it can start. */
-function isAlive(proc: ProcReader): (pid: number) => boolean {
-  return pid => {
-    try {
-      const stat = proc.stat(pid)
-      return stat !== undefined && stat.state !== 'Z' && stat.state !== 'X'
-    } catch {
-      return false
-    }
   }
 }
 

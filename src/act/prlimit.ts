@@ -1,4 +1,4 @@
-import { runOnce } from '../capture/pyspy-run.js'
+import { runChild } from '../exec/run-child.js'
 
 /** The outcome of one prlimit(1) run. */
 export type ClampResult = { result: 'done' } | { result: 'refused' | 'failed'; reason: string; remedy: string }
@@ -8,7 +8,7 @@ export type ClampResult = { result: 'done' } | { result: 'refused' | 'failed'; r
  * another user's process this needs CAP_SYS_RESOURCE, and the kernel says EPERM without it.
  */
 export async function setNofile(pid: number, soft: number, hard: number): Promise<ClampResult> {
-  const run = await runOnce('prlimit', ['--pid', String(pid), `--nofile=${soft}:${hard}`], 5000)
+  const run = await runChild({ bin: 'prlimit', args: ['--pid', String(pid), `--nofile=${soft}:${hard}`], timeoutMs: 5000 })
   if (run.spawnError) return { result: 'failed', reason: `prlimit could not run: ${run.spawnError.code ?? run.spawnError.message}`, remedy: 'install util-linux (it provides prlimit) in the image' }
   if (run.exitCode === 0) return { result: 'done' }
   const reason = run.stderr.trim() || `prlimit exited with ${run.exitCode}`

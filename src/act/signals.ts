@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs'
-import { setTimeout as sleep } from 'node:timers/promises'
-import { parseStat } from '../proc/stat.js'
+import { escalateKill, type KillOutcome } from '../exec/escalate.js'
+import { isRunning } from '../proc/identity.js'
+import { watchGone } from '../proc/watch-gone.js'
 
 /**
  * Sends `signal` to `pid` only if it is still the process that started at `startTime`:
@@ -8,7 +8,7 @@ import { parseStat } from '../proc/stat.js'
  * @returns false when the process is gone or is another one.
  */
 export function signalSame(procRoot: string, pid: number, startTime: number, signal: NodeJS.Signals): boolean {
-  if (!isSame(procRoot, pid, startTime)) return false
+  if (!isRunning(procRoot, pid, startTime)) return false
   try {
     process.kill(pid, signal)
     return true
@@ -17,28 +17,21 @@ export function signalSame(procRoot: string, pid: number, startTime: number, sig
   }
 }
 
-/** True while `pid` is the process that started at `startTime` and has not exited. */
-export function isSame(procRoot: string, pid: number, startTime: number): boolean {
-  try {
-    const stat = parseStat(readFileSync(`${procRoot}/${pid}/stat`, 'utf8'))
-    return stat.startTime === startTime && stat.state !== 'Z' && stat.state !== 'X'
-  } catch {
-    return false
-  }
-}
-
 /**
- * SIGTERM, then SIGKILL if it is still there after `graceMs`. A stopped (frozen) process
- * is continued after SIGTERM so that it can act on it.
+ * SIGTERM, then SIGKILL if it is still there after `graceMs` (one escalation, {@link escalateKill},
+ * with the runner's). A stopped (frozen) process is continued after SIGTERM so that it can act on it.
  * @returns how it ended: `terminated` by SIGTERM, `killed` by SIGKILL, or `gone` before any signal.
  */
-export async function stopProcess(procRoot: string, pid: number, startTime: number, graceMs: number): Promise<'terminated' | 'killed' | 'gone'> {
-  if (!signalSame(procRoot, pid, startTime, 'SIGTERM')) return 'gone'
-  signalSame(procRoot, pid, startTime, 'SIGCONT')
-  const until = performance.now() + graceMs
-  while (performance.now() < until) {
-    if (!isSame(procRoot, pid, startTime)) return 'terminated'
-    await sleep(10)
+export async function stopProcess(procRoot: string, pid: number, startTime: number, graceMs: number): Promise<KillOutcome> {
+  const kill = (signal: NodeJS.Signals): boolean => {
+    if (!signalSame(procRoot, pid, startTime, signal)) return false
+    if (signal === 'SIGTERM') signalSame(procRoot, pid, startTime, 'SIGCONT')
+    return true
   }
-  return signalSame(procRoot, pid, startTime, 'SIGKILL') ? 'killed' : 'terminated'
+  const watch = watchGone(procRoot, { pid, startTime })
+  try {
+    return await escalateKill({ kill, gone: watch.gone }, graceMs)
+  } finally {
+    watch.stop()
+  }
 }

@@ -1,5 +1,5 @@
 import { classifyFailure, DumpParseError, INSTALL_REMEDY, parseDump } from './pyspy-output.js'
-import { runOnce } from './pyspy-run.js'
+import { runPyspy } from './pyspy-run.js'
 import { pickCulprit } from './stack.js'
 import type { CaptureError, Culprit, PyThread } from '../protocol/values.js'
 
@@ -28,7 +28,8 @@ export async function captureStack(pid: number, options: CaptureOptions): Promis
   if (bin === undefined) {
     return { threads: [], pyspyMs: 0, error: { code: 'PYSPY_MISSING', message: 'py-spy was not found when oomwatch started', remedy: INSTALL_REMEDY } }
   }
-  const result = await runOnce(bin, ['dump', '--json', '--pid', String(pid)], options.timeoutMs, options.onSpawn, options.signal)
+  const { timeoutMs, onSpawn, signal } = options
+  const result = await runPyspy({ bin, args: ['dump', '--json', '--pid', String(pid)], timeoutMs, onSpawn, signal })
   const pyspyMs = Math.round(result.durationMs * 10) / 10
   if (result.exitCode !== 0 || result.timedOut || result.spawnError) {
     return { threads: [], pyspyMs, error: classifyFailure(result, bin, options.timeoutMs) }

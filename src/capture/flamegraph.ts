@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { classifyFailure } from './pyspy-output.js'
-import { runOnce } from './pyspy-run.js'
-import type { FlamegraphPayload, OomwatchEvent } from '../protocol/events.js'
+import { runPyspy } from './pyspy-run.js'
+import type { FlamegraphPayload, IncidentPayload } from '../protocol/events.js'
 import type { CaptureError, FlamegraphError } from '../protocol/values.js'
 
 
@@ -80,15 +80,18 @@ export interface FlamegraphOptions {
   /** SVGs kept on disk at most; the oldest go first. */
   maxKept: number
   store: FlamegraphStore
-  /** True while `pid` runs (not a zombie): a dead process has nothing to record. */
-  isAlive: (pid: number) => boolean
+  /**
+   * True while `pid` runs (not a zombie) and, with `startTime`, is still that process: a dead
+   * process has nothing to record.
+   */
+  isAlive: (pid: number, startTime?: number) => boolean
   emit: (payload: FlamegraphPayload) => void
   logger: Logger
 }
 
 /**
- * A sink that follows each incident with a short `py-spy record` of its process, once
- * the incident is out (the dump is done by then, so it never delays it). One recording
+ * A step of the capture pipeline: follows each incident with a short `py-spy record` of its
+ * process, once the incident is out (the dump is done by then, so it never delays it). One recording
  * at a time; `--nonblocking`, so the target is never paused for it; `--idle`, so a leak
  * that sleeps between allocations still has samples. Every incident with a stack gets a
  * `flamegraph` event: the URL, or why not.
@@ -103,16 +106,21 @@ export class FlamegraphRecorder {
     this.#options = options
   }
 
-  /** The sink: subscribe it to the hub. */
-  readonly onEvent = (event: OomwatchEvent): void => {
+  /**
+   * Records the incident's process and emits its `flamegraph` event (the URL, or why not).
+   * Call it once the incident has been emitted, never from inside the emit: a busy or gone
+   * target is told at once, within this call. Resolves when the event is out (at once for an
+   * incident without a stack, or after {@link stop}); never rejects.
+   * @param startTime - the process's start time, when the caller knows it: a reused pid is then not recorded.
+   */
+  afterIncident(incident: IncidentPayload, startTime?: number): Promise<void> {
     // Without a stack, py-spy could not read the process: a recording would fail the same way.
-    if (event.type !== 'incident' || event.capture.error !== undefined || this.#stopping.signal.aborted) return
-    // Decided after the hub has handed the incident to every sink, never inside its loop.
-    const work = Promise.resolve()
-      .then(() => this.#record(event.id, event.pid))
-      .catch(error => this.#options.logger.error({ err: (error as Error).message }, 'a flame graph failed unexpectedly'))
+    if (incident.capture.error !== undefined || this.#stopping.signal.aborted) return Promise.resolve()
+    const work: Promise<void> = this.#record(incident.id, incident.pid, startTime)
+      .catch((error: unknown) => this.#options.logger.error({ err: error }, 'a flame graph failed unexpectedly'))
       .finally(() => this.#pending.delete(work))
     this.#pending.add(work)
+    return work
   }
 
   /** Kills a recording under way (its partial file is removed) and waits for it. Idempotent. */
@@ -121,14 +129,14 @@ export class FlamegraphRecorder {
     await Promise.all(this.#pending)
   }
 
-  async #record(incidentId: string, pid: number): Promise<void> {
+  async #record(incidentId: string, pid: number, startTime: number | undefined): Promise<void> {
     const { bin, seconds, store, emit } = this.#options
     const fail = (error: FlamegraphError) => emit({ type: 'flamegraph', incidentId, pid, error })
     if (this.#stopping.signal.aborted) return
     if (this.#busy) {
       return fail({ code: 'FLAMEGRAPH_BUSY', message: 'another flame graph was being recorded', remedy: 'the stack in the incident is the one to read; flame graphs are one at a time' })
     }
-    if (!this.#options.isAlive(pid)) {
+    if (!this.#options.isAlive(pid, startTime)) {
       return fail({ code: 'FLAMEGRAPH_TARGET_GONE', message: `pid ${pid} was gone before the flame graph could start`, remedy: 'the stack in the incident was caught before it went' })
     }
     let dir: string
@@ -145,7 +153,7 @@ export class FlamegraphRecorder {
     const part = join(dir, `${incidentId}.svg.part`)
     try {
       const args = ['record', '--pid', String(pid), '--duration', String(seconds), '--format', 'flamegraph', '--output', part, '--nonblocking', '--idle']
-      const result = await runOnce(bin, args, seconds * 1000 + WRITE_GRACE_MS, undefined, this.#stopping.signal)
+      const result = await runPyspy({ bin, args, timeoutMs: seconds * 1000 + WRITE_GRACE_MS, signal: this.#stopping.signal })
       if (this.#stopping.signal.aborted) return
       if (result.exitCode !== 0 || result.timedOut || result.spawnError || !existsSync(part)) {
         return fail(classifyFailure(result, bin, seconds * 1000 + WRITE_GRACE_MS))

@@ -2,7 +2,8 @@ import { accessSync, constants } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { INSTALL_REMEDY as REMEDY } from './pyspy-output.js'
-import { runOnce } from './pyspy-run.js'
+import { runPyspy } from './pyspy-run.js'
+import { runChild } from '../exec/run-child.js'
 import type { PyspyInfo } from '../protocol/values.js'
 
 
@@ -21,7 +22,7 @@ export async function locatePyspy(configured: string | undefined, pathEnv = proc
   for (const [candidate, source] of candidates) {
     if (!isExecutable(candidate)) continue
     const path = candidate.includes('/.pyenv/shims/') ? await resolveShim(candidate) : candidate
-    const result = await runOnce(path, ['--version'], 5000)
+    const result = await runPyspy({ bin: path, args: ['--version'], timeoutMs: 5000 })
     const version = /py-spy (\S+)/.exec(result.stdout)?.[1]
     if (result.exitCode === 0 && version) return { path, version, source }
     if (source === 'config') {
@@ -43,7 +44,7 @@ function isExecutable(path: string): boolean {
 
 /** `pyenv which py-spy` names the binary behind the shim; the shim itself if that fails. */
 async function resolveShim(shim: string): Promise<string> {
-  const result = await runOnce('pyenv', ['which', 'py-spy'], 5000)
+  const result = await runChild({ bin: 'pyenv', args: ['which', 'py-spy'], timeoutMs: 5000 })
   const real = result.stdout.trim()
   return result.exitCode === 0 && real ? real : shim
 }

@@ -1,22 +1,22 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { captureStack } from '../../src/capture/capture.js'
 import { buildIncident, type IncidentParts } from '../../src/capture/incident.js'
 import { locatePyspy, PROJECT_PYSPY } from '../../src/capture/pyspy-locate.js'
 import { classifyFailure, DumpParseError, INSTALL_REMEDY, parseDump, type RunOutcome } from '../../src/capture/pyspy-output.js'
-import { runOnce } from '../../src/capture/pyspy-run.js'
+import { runPyspy } from '../../src/capture/pyspy-run.js'
 import { pickCulprit } from '../../src/capture/stack.js'
 import { findRisks } from '../../src/detect/rlimit-rules.js'
 import { Series } from '../../src/detect/series.js'
 import { assess } from '../../src/detect/trigger.js'
 import { formatBytes } from '../../src/quantity.js'
 import { deathOf, isAlive } from '../helpers/process.js'
+import { killFromPidfile, script } from '../helpers/script.js'
 import { PYTHON } from '../helpers/python.js'
 import type { PyThread } from '../../src/protocol/values.js'
 
@@ -50,35 +50,6 @@ async function deadPid(t: Test): Promise<number> {
   return child.pid!
 }
 
-/** An executable shell script written into the test's own directory. */
-function script(dir: string, name: string, body: string): string {
-  const path = join(dir, name)
-  writeFileSync(path, `#!/bin/sh\n${body}\n`)
-  chmodSync(path, 0o755)
-  return path
-}
-
-/**
- * Kills the pid that a script writes to `pidfile`, at teardown. The file is read as soon
- * as it holds a pid, because t.testdir() may be removed before this teardown runs.
- */
-function killFromPidfile(t: Test, pidfile: string): void {
-  let pid = 0
-  const poll = setInterval(() => {
-    if (existsSync(pidfile)) pid = Number(readFileSync(pidfile, 'utf8')) || 0
-    if (pid > 0) clearInterval(poll)
-  }, 5)
-  t.teardown(() => {
-    clearInterval(poll)
-    if (pid === 0 && existsSync(pidfile)) pid = Number(readFileSync(pidfile, 'utf8')) || 0
-    try {
-      if (pid > 0) process.kill(pid, 'SIGKILL')
-    } catch {
-      // already gone
-    }
-  })
-}
-
 t.test('parseDump', async t => {
   t.test('captured fixture: one idle main thread', async t => {
     const threads = parseDump(fixture('dump-idle.json'))
@@ -109,7 +80,7 @@ t.test('parseDump', async t => {
 
   t.test('live: py-spy on a real Python process', async t => {
     const pid = await startPython(t)
-    const result = await runOnce(PYSPY, ['dump', '--json', '--pid', String(pid)], 30_000)
+    const result = await runPyspy({ bin: PYSPY, args: ['dump', '--json', '--pid', String(pid)], timeoutMs: 30_000 })
     t.equal(result.exitCode, 0, result.stderr)
     const threads = parseDump(result.stdout)
     t.equal(threads.length, 1)
@@ -201,7 +172,7 @@ t.test('classifyFailure', async t => {
       ],
     ]
     for (const [what, [command, ...args], kept, code] of cases) {
-      const result = await runOnce(command!, args, 30_000)
+      const result = await runPyspy({ bin: command!, args, timeoutMs: 30_000 })
       t.not(result.exitCode, 0, `${what}: py-spy failed`)
       // The fixture must still say what py-spy says today (first line: pids differ nowhere in it).
       t.equal(result.stderr.split('\n')[0], fixture(kept).split('\n')[0], `${what}: fixture ${kept} is current`)
@@ -343,78 +314,27 @@ t.test('captureStack', async t => {
   })
 })
 
-t.test('runOnce', async t => {
-  t.test('a child that traps SIGTERM is killed with SIGKILL', async t => {
-    const dir = t.testdir()
-    const bin = script(dir, 'stubborn', `trap 'echo TERM ignored' TERM\necho up\nwhile :; do sleep 0.05; done`)
-    let pid = 0
-    const result = await runOnce(bin, [], 300, p => (pid = p))
-    t.equal(result.timedOut, true)
-    t.match(result.stdout, /^up\nTERM ignored\n/, 'SIGTERM came first, and was ignored')
-    t.equal(result.exitCode, null, 'ended by a signal')
-    t.notOk(isAlive(pid))
+// runChild itself (timeouts, kill escalation, aborts, output limits) is tested in test/unit/run-child.test.ts.
+t.test('runPyspy', async t => {
+  t.test('an aborted signal reaches py-spy: captureStack passes it on', async t => {
+    const bin = script(t.testdir(), 'py-spy', 'exec sleep 1000')
+    const stack = await captureStack(1, { bin, timeoutMs: 600_000, signal: AbortSignal.abort() })
+    t.match(stack, { threads: [], error: { code: 'PYSPY_FAILED', message: 'py-spy exited with code null' } })
   })
 
-  t.test('a descendant that left the process group does not hold the result', async t => {
-    const dir = t.testdir()
-    const pidfile = join(dir, 'escaped.pid')
-    killFromPidfile(t, pidfile)
-    const bin = script(dir, 'escaper', `setsid sleep 1000 &\necho $! > '${pidfile}'\nexec sleep 1000`)
-    const result = await runOnce(bin, [], 300)
-    t.equal(result.timedOut, true)
-    t.ok(isAlive(Number(readFileSync(pidfile, 'utf8'))), 'the escaped one still runs (killed at teardown)')
-  })
-
-  t.test('an abort (the agent stopping) kills it and what it started, at once', async t => {
-    const dir = t.testdir()
-    const pidfile = join(dir, 'sleep.pid')
-    killFromPidfile(t, pidfile)
-    const bin = script(dir, 'slow', `sleep 1000 &\necho $! > '${pidfile}'\necho started\nwait`)
-    const controller = new AbortController()
-    const started = runOnce(bin, [], 600_000, undefined, controller.signal)
-    // abort once the script has started its child
-    while (!existsSync(pidfile) || readFileSync(pidfile, 'utf8') === '') await sleep(5)
-    controller.abort()
-    const result = await started
-    t.equal(result.timedOut, false, 'not a timeout')
-    t.equal(result.exitCode, null, 'killed')
-    // SIGKILL went to the whole group; the grandchild dies as soon as the kernel gets to it.
-    await deathOf(Number(readFileSync(pidfile, 'utf8')))
-    t.pass('its child too')
-  })
-
-  t.test('an already aborted signal: killed as soon as spawned', async t => {
-    const dir = t.testdir()
-    let pid = 0
-    const result = await runOnce(script(dir, 'slow', 'exec sleep 1000'), [], 600_000, p => (pid = p), AbortSignal.abort())
-    t.match(result, { timedOut: false, exitCode: null })
-    t.notOk(isAlive(pid))
-    const stack = await captureStack(1, { bin: script(dir, 'py-spy', 'exec sleep 1000'), timeoutMs: 600_000, signal: AbortSignal.abort() })
-    t.match(stack, { threads: [], error: { code: 'PYSPY_FAILED', message: 'py-spy exited with code null' } }, 'captureStack passes the signal on')
-  })
-
-  t.test('output beyond 16 MiB is cut', async t => {
+  t.test('output beyond 16 MiB is cut: a bad dump', async t => {
     const bin = script(t.testdir(), 'chatty', 'head -c 20000000 /dev/zero')
-    const result = await runOnce(bin, [], 30_000)
-    t.equal(result.exitCode, 0)
-    t.ok(result.stdout.length > 0 && result.stdout.length <= 16 << 20, `kept ${result.stdout.length} bytes`)
     t.match(await captureStack(1, { bin, timeoutMs: 30_000 }), { error: { code: 'PYSPY_BAD_OUTPUT' } })
   })
 
-  t.test('a normal run: output, exit code, no timeout', async t => {
-    const result = await runOnce('sh', ['-c', 'echo out; echo err >&2; exit 3'], 30_000)
-    t.match(result, { stdout: 'out\n', stderr: 'err\n', exitCode: 3, timedOut: false })
-    t.notOk('spawnError' in result)
-  })
-
   t.test('py-spy runs without a Rust backtrace', async t => {
-    const result = await runOnce('sh', ['-c', 'echo "$RUST_BACKTRACE"'], 30_000)
+    const result = await runPyspy({ bin: 'sh', args: ['-c', 'echo "$RUST_BACKTRACE"'], timeoutMs: 30_000 })
     t.equal(result.stdout, '0\n')
   })
 })
 
 t.test('locatePyspy', async t => {
-  const version = /py-spy (\S+)/.exec((await runOnce(PYSPY, ['--version'], 30_000)).stdout)?.[1]
+  const version = /py-spy (\S+)/.exec((await runPyspy({ bin: PYSPY, args: ['--version'], timeoutMs: 30_000 })).stdout)?.[1]
   t.ok(version, 'the real py-spy has a version')
 
   t.test('configured good path', async t => {
@@ -455,7 +375,7 @@ t.test('locatePyspy', async t => {
   t.test('PATH, when the project install is not there', async t => {
     // The one mock here: this machine has the project install, so fs hides it. Everything on PATH runs for real.
     const fs = await import('node:fs')
-    const { locatePyspy: locate } = await t.mockImport<typeof import('../../src/capture/pyspy-locate.js')>('../src/capture/pyspy-locate.js', {
+    const { locatePyspy: locate } = await t.mockImport<typeof import('../../src/capture/pyspy-locate.js')>('../../src/capture/pyspy-locate.js', {
       'node:fs': {
         ...fs,
         accessSync: (path: string, mode?: number) => {

@@ -12,6 +12,7 @@ import { fakePyspy } from '../helpers/fake-pyspy.js'
 import { makeTestCgroup } from '../helpers/memory-cgroup.js'
 import { LEAKY_DAEMON, PYTHON } from '../helpers/python.js'
 import type { FlamegraphPayload, IncidentPayload, OomwatchEvent } from '../../src/protocol/events.js'
+import type { CaptureError } from '../../src/protocol/values.js'
 
 const LIMIT = 256 * 1024 * 1024
 const SESSION = readFileSync(fileURLToPath(new URL('../fixtures/events/oom-session.jsonl', import.meta.url)), 'utf8')
@@ -109,13 +110,18 @@ function recorder(t: Test, script: string, options: { maxKept?: number; alive?: 
   const bin = fakePyspy(dir, 'py-spy', script)
   const store = new FlamegraphStore(options.journalDir ?? join(dir, 'journal'))
   const events: FlamegraphPayload[] = []
+  /** What isAlive was asked: pid and start time. */
+  const asked: [number, number | undefined][] = []
   const waiters = new Set<() => void>()
   const rec = new FlamegraphRecorder({
     bin,
     seconds: 1,
     maxKept: options.maxKept ?? 20,
     store,
-    isAlive: () => options.alive ?? true,
+    isAlive: (pid, startTime) => {
+      asked.push([pid, startTime])
+      return options.alive ?? true
+    },
     emit: payload => {
       events.push(payload)
       for (const wake of waiters) wake()
@@ -130,15 +136,15 @@ function recorder(t: Test, script: string, options: { maxKept?: number; alive?: 
       check()
     })
   const incident = (id: string): IncidentPayload & OomwatchEvent => ({ ...INCIDENT, id })
-  return { rec, store, events, next, incident, dir }
+  return { rec, store, events, next, incident, dir, asked }
 }
 
 t.test('FlamegraphRecorder with a stand-in py-spy', async t => {
   t.test('records, keeps at most maxKept, and serves only ids', async t => {
     const { rec, store, events, next, incident } = recorder(t, 'echo "<svg>$3</svg>" > "$9"', { maxKept: 2 })
     for (const [i, id] of ['1-aaaaaaaa', '1-bbbbbbbb', '1-cccccccc'].entries()) {
-      rec.onEvent(incident(id))
-      await next(i + 1)
+      await rec.afterIncident(incident(id))
+      t.equal(events.length, i + 1, 'the event is out when the step resolves')
     }
     t.same(
       events.map(e => [e.incidentId, e.url]),
@@ -147,12 +153,11 @@ t.test('FlamegraphRecorder with a stand-in py-spy', async t => {
     t.equal(store.file('1-aaaaaaaa'), undefined, 'the oldest is pruned')
     t.equal(readFileSync(store.file('1-cccccccc')!, 'utf8'), `<svg>${INCIDENT.pid}</svg>\n`, 'py-spy was given the pid')
     t.equal(store.file('../1-cccccccc'), undefined, 'no path leaves the directory')
-    rec.onEvent({ ...SESSION[1]! }) // not an incident
-    rec.onEvent({ ...incident('1-dddddddd'), capture: { triggerToStackMs: 1, pyspyMs: 1, error: { code: 'PTRACE_DENIED', message: '', remedy: '' } } })
+    const failed: CaptureError = { code: 'PTRACE_DENIED', message: '', remedy: '' }
+    await rec.afterIncident({ ...incident('1-dddddddd'), capture: { triggerToStackMs: 1, pyspyMs: 1, error: failed } })
+    t.equal(events.length, 3, 'nothing for an incident without a stack')
     await rec.stop()
-    t.equal(events.length, 3, 'nothing for other events, nor for an incident without a stack')
-    rec.onEvent(incident('1-eeeeeeee'))
-    await rec.stop()
+    await rec.afterIncident(incident('1-eeeeeeee'))
     t.equal(events.length, 3, 'nor after stop()')
   })
 
@@ -161,8 +166,8 @@ t.test('FlamegraphRecorder with a stand-in py-spy', async t => {
     const gate = join(dir, 'gate')
     execFileSync('mkfifo', [gate])
     const { rec, events, next, incident, store } = recorder(t, `read line < ${gate}; echo "<svg/>" > "$9"`, { dir })
-    rec.onEvent(incident('2-aaaaaaaa'))
-    rec.onEvent(incident('2-bbbbbbbb'))
+    void rec.afterIncident(incident('2-aaaaaaaa'))
+    void rec.afterIncident(incident('2-bbbbbbbb'))
     await next(1)
     t.match(events[0], { incidentId: '2-bbbbbbbb', error: { code: 'FLAMEGRAPH_BUSY' } })
     writeFileSync(gate, 'go\n')
@@ -173,7 +178,7 @@ t.test('FlamegraphRecorder with a stand-in py-spy', async t => {
 
   t.test("py-spy's failure is the event's error, with its code; no partial file stays", async t => {
     const { rec, events, next, incident, store } = recorder(t, 'echo partial > "$9"; echo "Error: Permission denied (os error 13)" >&2; exit 1')
-    rec.onEvent(incident('3-aaaaaaaa'))
+    void rec.afterIncident(incident('3-aaaaaaaa'))
     await next(1)
     t.match(events[0], { incidentId: '3-aaaaaaaa', pid: INCIDENT.pid, error: { code: 'PTRACE_DENIED', message: /Permission denied/ } })
     t.notOk(events[0]!.url)
@@ -182,16 +187,16 @@ t.test('FlamegraphRecorder with a stand-in py-spy', async t => {
 
   t.test('exit 0 without a file is a failure too', async t => {
     const { rec, events, next, incident } = recorder(t, 'exit 0')
-    rec.onEvent(incident('4-aaaaaaaa'))
+    void rec.afterIncident(incident('4-aaaaaaaa'))
     await next(1)
     t.match(events[0], { error: { code: 'PYSPY_FAILED' } })
   })
 
   t.test('a process already gone: FLAMEGRAPH_TARGET_GONE, py-spy not run', async t => {
-    const { rec, events, next, incident, dir } = recorder(t, 'touch "$9.ran"', { alive: false })
-    rec.onEvent(incident('5-aaaaaaaa'))
-    await next(1)
+    const { rec, events, incident, dir, asked } = recorder(t, 'touch "$9.ran"', { alive: false })
+    await rec.afterIncident(incident('5-aaaaaaaa'), 777)
     t.match(events[0], { error: { code: 'FLAMEGRAPH_TARGET_GONE' } })
+    t.strictSame(asked, [[INCIDENT.pid, 777]], 'asked about that process: its pid and start time')
     t.notOk(existsSync(join(dir, 'journal')), 'not even the directory was made')
   })
 
@@ -200,7 +205,7 @@ t.test('FlamegraphRecorder with a stand-in py-spy', async t => {
     const file = join(dir, 'not-a-dir')
     writeFileSync(file, '')
     const { rec, events, next, incident } = recorder(t, 'exit 0', { journalDir: file, dir })
-    rec.onEvent(incident('6-aaaaaaaa'))
+    void rec.afterIncident(incident('6-aaaaaaaa'))
     await next(1)
     t.match(events[0], { error: { code: 'FLAMEGRAPH_NO_DIR', message: /ENOTDIR/, remedy: /OOMWATCH_JOURNAL_DIR/ } })
   })
@@ -211,7 +216,7 @@ t.test('FlamegraphRecorder with a stand-in py-spy', async t => {
     execFileSync('mkfifo', [gate])
     const started = join(dir, 'started')
     const { rec, events, incident, store } = recorder(t, `echo partial > "$9"; touch ${started}; read line < ${gate}`, { dir })
-    rec.onEvent(incident('7-aaaaaaaa'))
+    void rec.afterIncident(incident('7-aaaaaaaa'))
     while (!existsSync(started)) await new Promise(resolve => setTimeout(resolve, 10))
     await rec.stop()
     t.same(events, [], 'no event')
