@@ -15,11 +15,14 @@ import { PAGE_HTML } from './page/page.js'
 import { isRunning } from './proc/identity.js'
 import { ProcReader } from './proc/reader.js'
 import { SelfUsage } from './self-usage.js'
+import { Greeter } from './stream/greeting.js'
 import { StreamServer } from './stream/server.js'
+import { StreamStats } from './stream/stats.js'
 import { Watcher } from './watch/watcher.js'
 import type { PyspyInfo } from './protocol/values.js'
 import { EventHub } from './hub.js'
-import type { OomwatchEvent } from './protocol/events.js'
+import type { ProcessInfo } from './protocol/events.js'
+import type { AgentStatus } from './status.js'
 
 /** The package version, from package.json beside src/ and dist/. */
 export const VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version
@@ -47,8 +50,8 @@ interface Parts {
   recorder: FlamegraphRecorder | undefined
   /** Samples memory for the live page. */
   memoryTimer: NodeJS.Timeout
-  /** Set when stop() begins: `/livez` then answers 503. */
-  lifecycle: { stopping: boolean }
+  /** What the server and the metrics read; `/livez` answers 503 once stop() begins. */
+  status: Status
 }
 
 /**
@@ -94,50 +97,26 @@ export class Agent {
       logger,
       ...(actionsEnabled(config) && { actor: new Actor({ ...config, emit: payload => hub.emit(payload) }) }),
     })
-    const greet = (since: number | undefined): OomwatchEvent[] => {
-      const replay = since === undefined ? undefined : journal.since(since)
-      const hello = hub.greet({
-        type: 'hello',
-        version: VERSION,
-        startedAt,
-        config: redactConfig(config),
-        pyspy,
-        agent: self.current,
-        watching: watcher.processes(),
-        ...(replay && since !== undefined && { replay: { since, count: replay.events.length, missed: replay.missed } }),
-      })
-      return [hello, ...(replay?.events ?? [])]
-    }
-    const lifecycle = { stopping: false }
+    const status = new Status(watcher, readyNote(pyspy))
     const flamegraphs = new FlamegraphStore(config.journalDir)
     const history = new MemoryHistory()
-    const stamp = <P extends object>(payload: P) => ({ ...payload, seq: hub.lastSeq, ts: new Date().toISOString() })
-    const metrics: Metrics = new Metrics({
-      version: VERSION,
-      pyspyFound: 'path' in pyspy,
-      processes: () => watcher.processes(),
-      clients: () => server.clientCount,
-      droppedEvents: () => server.droppedEvents,
-    })
-    const server: StreamServer = new StreamServer({
-      host: config.host,
-      port: config.port,
-      ...(config.token !== undefined && { token: config.token }),
-      ...(config.allowedOrigins !== undefined && { allowedOrigins: config.allowedOrigins }),
-      heartbeatMs: config.heartbeatMs,
-      maxClients: config.maxClients,
-      clientBufferBytes: config.clientBufferBytes,
-      greet,
-      clientError: message => hub.greet({ type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message }),
-      isReady: () => watcher.ready,
-      readyNote: () => ('path' in pyspy ? `py-spy ${pyspy.version} at ${pyspy.path}` : `py-spy missing: ${pyspy.error}; incidents will carry no stack (${pyspy.remedy})`),
-      isLive: () => !lifecycle.stopping && watcher.alive,
-      metrics: () => metrics.text(),
-      flamegraphFile: id => flamegraphs.file(id),
-      page: PAGE_HTML,
-      memoryHistory: () => stamp(history.history()),
-      logger,
-    })
+    const streamStats = new StreamStats()
+    const metrics = new Metrics({ version: VERSION, pyspyFound: 'path' in pyspy, status, stream: streamStats })
+    const hello = { version: VERSION, startedAt, config: redactConfig(config), pyspy }
+    const greeting = new Greeter({ hub, journal, hello, status, usage: self, history })
+    const server = new StreamServer(
+      {
+        host: config.host,
+        port: config.port,
+        token: config.token,
+        allowedOrigins: config.allowedOrigins,
+        heartbeatMs: config.heartbeatMs,
+        maxClients: config.maxClients,
+        clientBufferBytes: config.clientBufferBytes,
+        page: new Map([['/', { contentType: 'text/html; charset=utf-8', body: PAGE_HTML }]]),
+      },
+      { status, greeting, metrics, flamegraphs, stats: streamStats, logger },
+    )
     const port = await server.listen().catch((error: NodeJS.ErrnoException) => {
       journal.close()
       throw new AgentConfigError(`cannot listen on ${config.host}:${config.port} (${error.code ?? error.message}): choose another --port / OOMWATCH_PORT or --host / OOMWATCH_HOST`)
@@ -153,7 +132,8 @@ export class Agent {
       }
     })
     hub.subscribe(logSink(logger))
-    hub.subscribe(event => server.broadcast(event))
+    hub.subscribeAll(history.sink)
+    hub.subscribeAll(server.sink)
     hub.subscribe(metrics.sink)
     // Last: a flame graph starts once every other sink has the incident.
     const recorder =
@@ -175,13 +155,9 @@ export class Agent {
         if (event.type === 'incident') queueMicrotask(() => void recorder.afterIncident(event))
       })
     }
-    const memoryTimer = setInterval(() => {
-      const readings = watcher.memory()
-      const now = Date.now()
-      history.record(readings, now)
-      if (server.clientCount > 0) server.broadcastMemory(stamp(memoryFrame(readings, now)))
-    }, SAMPLE_MS).unref()
-    const agent = new Agent({ config, pyspy, port, hub, journal, watcher, server, self, logger, flamegraphs, recorder, memoryTimer, lifecycle })
+    // Memory frames take no seq: a client replaying by seq sees no gap for them.
+    const memoryTimer = setInterval(() => hub.publish(memoryFrame(watcher.memory(), Date.now())), SAMPLE_MS).unref()
+    const agent = new Agent({ config, pyspy, port, hub, journal, watcher, server, self, logger, flamegraphs, recorder, memoryTimer, status })
     logger.info(
       { port, host: config.host, pyspy, version: VERSION, lastSeq: journal.lastSeq, rssBytes: self.current.rssBytes },
       `oomwatch ${VERSION} listening on ws://${config.host}:${port}/`,
@@ -193,8 +169,8 @@ export class Agent {
   /** Stops watching (killing any py-spy), closes clients with 1001, flushes the journal and log. Idempotent. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
-      const { watcher, server, self, journal, logger, flamegraphs, recorder, memoryTimer, lifecycle } = this.#parts
-      lifecycle.stopping = true
+      const { watcher, server, self, journal, logger, flamegraphs, recorder, memoryTimer, status } = this.#parts
+      status.stopping = true
       clearInterval(memoryTimer)
       await watcher.stop()
       await recorder?.stop()
@@ -207,6 +183,38 @@ export class Agent {
     })()
     return this.#stopping
   }
+}
+
+/** The agent's state as the sinks read it: the watcher's, and whether the agent is stopping. */
+class Status implements AgentStatus {
+  /** Set when stop() begins: `/livez` then answers 503. */
+  stopping = false
+  readonly #watcher: Watcher
+
+  constructor(
+    watcher: Watcher,
+    readonly readyNote: string,
+  ) {
+    this.#watcher = watcher
+  }
+
+  get ready(): boolean {
+    return this.#watcher.ready
+  }
+
+  get live(): boolean {
+    return !this.stopping && this.#watcher.alive
+  }
+
+  processes(): ProcessInfo[] {
+    return this.#watcher.processes()
+  }
+}
+
+/** What `/readyz` says of py-spy: where it is, or why incidents will carry no stack. */
+function readyNote(pyspy: PyspyInfo): string {
+  if ('path' in pyspy) return `py-spy ${pyspy.version} at ${pyspy.path}`
+  return `py-spy missing: ${pyspy.error}; incidents will carry no stack (${pyspy.remedy})`
 }
 
 /** Every action is off unless the user enabled it. */

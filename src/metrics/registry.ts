@@ -1,6 +1,15 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { commandName } from './command-name.js'
 import type { OomwatchEvent, ProcessInfo } from '../protocol/events.js'
+import type { AgentStatus } from '../status.js'
+
+/** The stream's counts, as the metrics read them at each scrape. */
+export interface StreamStats {
+  /** WebSocket clients connected now. */
+  readonly clients: number
+  /** Events not delivered to a client because it was cut for slowness (it can replay them). */
+  readonly droppedEvents: number
+}
 
 /** What the metrics read at each scrape, besides the events they count. */
 export interface MetricsSources {
@@ -8,11 +17,9 @@ export interface MetricsSources {
   /** True when py-spy was found at start. */
   pyspyFound: boolean
   /** The processes watched now, with their latest RSS. */
-  processes: () => ProcessInfo[]
-  /** WebSocket clients connected now. */
-  clients: () => number
-  /** Events not delivered to a client because it was cut for slowness (it can replay them). */
-  droppedEvents: () => number
+  status: Pick<AgentStatus, 'processes'>
+  /** The stream server's counts. */
+  stream: StreamStats
 }
 
 /** Trigger-to-stack times are tens of ms when py-spy is quick, seconds when it stalls. */
@@ -21,8 +28,9 @@ const CAPTURE_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 /**
  * oomwatch's Prometheus metrics (prom-client, its own registry): the default process and
  * Node.js metrics, and `oomwatch_*` ones. Counters follow the event stream (subscribe
- * {@link Metrics.sink} to the hub); per-process gauges are read from the watcher at each
- * scrape, so a process that exited is gone from the next one.
+ * {@link Metrics.sink} to the hub with `subscribe`: memory frames are not events); per-process
+ * gauges are read from the agent's status at each scrape, so a process that exited is gone
+ * from the next one.
  */
 export class Metrics {
   readonly registry = new Registry()
@@ -48,7 +56,7 @@ export class Metrics {
         registers,
         collect() {
           this.reset()
-          for (const p of sources.processes()) {
+          for (const p of sources.status.processes()) {
             const v = value(p)
             if (v !== undefined) this.set({ pid: String(p.pid), command: commandName(p.cmdline) }, v)
           }
@@ -59,7 +67,7 @@ export class Metrics {
       help: 'Python processes watched now.',
       registers,
       collect() {
-        this.set(sources.processes().length)
+        this.set(sources.status.processes().length)
       },
     })
     perProcess('oomwatch_process_resident_memory_bytes', 'Resident set size of a watched Python process, bytes.', p => p.memory.rssBytes)
@@ -84,7 +92,7 @@ export class Metrics {
       help: 'WebSocket clients connected now.',
       registers,
       collect() {
-        this.set(sources.clients())
+        this.set(sources.stream.clients)
       },
     })
     new Counter({
@@ -94,7 +102,7 @@ export class Metrics {
       collect() {
         // A count kept by the server: mirrored, never counted twice.
         this.reset()
-        this.inc(sources.droppedEvents())
+        this.inc(sources.stream.droppedEvents)
       },
     })
   }

@@ -1,4 +1,5 @@
 import { Series } from '../detect/series.js'
+import type { HubEvent } from '../hub.js'
 import type { MemoryPayload } from '../protocol/events.js'
 
 /** How far back the live page's charts go, and how often a point is taken. */
@@ -17,6 +18,7 @@ export interface MemoryReading {
  * {@link SAMPLE_MS}, kept for {@link HISTORY_MS}, forgotten when the process is gone
  * (the page keeps what it already drew). Points live in a {@link Series} each, a ring of
  * numbers: 200 processes over 5 minutes are 60,000 points, 1 MiB this way, ~5 MiB as arrays.
+ * Subscribe {@link MemoryHistory.sink} to the hub (`subscribeAll`): it keeps each memory frame.
  */
 export class MemoryHistory {
   readonly #kept = new Map<number, { limitBytes: number; points: Series }>()
@@ -28,16 +30,28 @@ export class MemoryHistory {
     this.#capacity = Math.ceil(keepMs / SAMPLE_MS) + 1
   }
 
+  /** The hub's sink: keeps the points of each memory frame, ignores the events. */
+  readonly sink = (event: HubEvent): void => {
+    if (event.type === 'memory') this.add(event)
+  }
+
   /** Keeps one point per process at `nowMs` (epoch ms), and forgets the processes not in `readings`. */
   record(readings: readonly MemoryReading[], nowMs: number): void {
+    this.add(memoryFrame(readings, nowMs))
+  }
+
+  /** Keeps the points of a frame, and forgets the processes not in it. */
+  add(frame: MemoryPayload): void {
     const present = new Set<number>()
-    for (const { pid, rssBytes, limitBytes } of readings) {
+    for (const { pid, limitBytes, points } of frame.processes) {
       present.add(pid)
       let kept = this.#kept.get(pid)
       if (!kept) this.#kept.set(pid, (kept = { limitBytes, points: new Series(this.#capacity) }))
       kept.limitBytes = limitBytes
-      kept.points.push({ t: nowMs, bytes: rssBytes })
-      kept.points.dropBefore(nowMs - this.#keepMs)
+      for (const [t, bytes] of points) {
+        kept.points.push({ t, bytes })
+        kept.points.dropBefore(t - this.#keepMs)
+      }
     }
     for (const pid of this.#kept.keys()) if (!present.has(pid)) this.#kept.delete(pid)
   }
@@ -48,7 +62,7 @@ export class MemoryHistory {
   }
 }
 
-/** The frame a page gets each second: one point per process (built only while a client listens). */
+/** The frame a page gets each second: one point per process. */
 export function memoryFrame(readings: readonly MemoryReading[], nowMs: number): MemoryPayload {
   return { type: 'memory', processes: readings.map(({ pid, rssBytes, limitBytes }) => ({ pid, limitBytes, points: [[nowMs, rssBytes]] })) }
 }

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { EventHub } from '../../src/hub.js'
 import { MemoryHistory, memoryFrame, SAMPLE_MS } from '../../src/page/memory-history.js'
 
 const reading = (pid: number, rssBytes: number) => ({ pid, rssBytes, limitBytes: 1000 })
@@ -45,4 +46,17 @@ t.test('the limit follows the latest sample', async t => {
   history.record([reading(1, 100)], 1_000)
   history.record([{ pid: 1, rssBytes: 100, limitBytes: 2000 }], 2_000)
   t.equal(history.history().processes[0]?.limitBytes, 2000)
+})
+
+t.test('as a sink of the hub: it keeps the memory frames published, and ignores the events', async t => {
+  const hub = new EventHub()
+  const history = new MemoryHistory(10_000)
+  hub.subscribeAll(history.sink)
+  hub.publish(memoryFrame([reading(1, 100), reading(2, 200)], 1_000))
+  hub.emit({ type: 'exit', pid: 2, cmdline: ['python3'], oomKilled: false })
+  hub.publish(memoryFrame([reading(1, 150)], 2_000))
+  t.same(pointsOf(history, 1), [[1_000, 100], [2_000, 150]])
+  t.equal(pointsOf(history, 2), undefined, 'gone from the latest frame: forgotten')
+  history.add({ type: 'memory', processes: [{ pid: 1, limitBytes: 1000, points: [[3_000, 1], [4_000, 2]] }] })
+  t.same(pointsOf(history, 1), [[1_000, 100], [2_000, 150], [3_000, 1], [4_000, 2]], 'a frame of several points keeps them all')
 })

@@ -7,9 +7,11 @@ import t, { type Test } from 'tap'
 import { WebSocket, type ClientOptions } from 'ws'
 import { createLogger, logSink } from '../../src/log.js'
 import { tokenMatches } from '../../src/stream/auth.js'
-import { StreamServer, type StreamOptions } from '../../src/stream/server.js'
+import { StreamServer, type StreamSettings, type StreamSources } from '../../src/stream/server.js'
 import { connect } from '../helpers/client.js'
 import { EventHub } from '../../src/hub.js'
+import { Greeter } from '../../src/stream/greeting.js'
+import { StreamStats } from '../../src/stream/stats.js'
 import type { HelloPayload, IncidentPayload, OomwatchEvent, ProcessInfo, RiskPayload } from '../../src/protocol/events.js'
 
 type Line = Record<string, unknown>
@@ -50,33 +52,33 @@ const PROCESS: ProcessInfo = {
  * A real StreamServer on 127.0.0.1, port 0, fed by a real EventHub; closed at teardown.
  * Its greet is a stand-in for the agent's: the hello, then with `since` every kept event after it.
  */
-async function serve(t: Test, options: Partial<StreamOptions> = {}) {
+async function serve(t: Test, settings: Partial<StreamSettings> = {}, sources: Partial<StreamSources> = {}) {
   const hub = new EventHub()
   const { logger, lines } = capturedLogger()
   const kept: OomwatchEvent[] = []
   const greeted: (number | undefined)[] = []
-  let ready = false
-  const server = new StreamServer({
-    host: '127.0.0.1',
-    port: 0,
-    heartbeatMs: 60_000,
-    maxClients: 10,
-    clientBufferBytes: 8 << 20,
-    greet: since => {
-      greeted.push(since)
-      const after = since === undefined ? [] : kept.filter(e => e.seq > since)
-      return [hub.greet({ ...HELLO, ...(since !== undefined && { replay: { since, count: after.length, missed: 0 } }) }), ...after]
+  const status = { ready: false, live: true, readyNote: undefined }
+  const server = new StreamServer(
+    { host: '127.0.0.1', port: 0, heartbeatMs: 60_000, maxClients: 10, clientBufferBytes: 8 << 20, ...settings },
+    {
+      status,
+      greeting: {
+        greet: since => {
+          greeted.push(since)
+          const after = since === undefined ? [] : kept.filter(e => e.seq > since)
+          return [hub.greet({ ...HELLO, ...(since !== undefined && { replay: { since, count: after.length, missed: 0 } }) }), ...after]
+        },
+        clientError: message => hub.greet({ type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message }),
+      },
+      logger,
+      ...sources,
     },
-    clientError: message => hub.greet({ type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message }),
-    isReady: () => ready,
-    logger,
-    ...options,
-  })
+  )
   const port = await server.listen()
   t.teardown(() => server.close())
   hub.subscribe(event => kept.push(event))
-  hub.subscribe(event => server.broadcast(event))
-  return { server, port, hub, lines, greeted, setReady: (value: boolean) => (ready = value) }
+  hub.subscribeAll(server.sink)
+  return { server, port, hub, lines, greeted, setReady: (value: boolean) => (status.ready = value) }
 }
 
 /** A raw `ws` client, closed at teardown; resolves once open, with every message it receives from the start. */
@@ -334,7 +336,7 @@ t.test('StreamServer', async t => {
     t.teardown(() => late.close())
     await late.waitFor(e => e.type === 'hello')
     t.equal(server.clientCount, 2)
-    t.ok(lines.some(l => l.msg === 'client error' && l.level === 'debug' && /exceeded|payload/i.test(String(l.err))), 'logged at debug')
+    t.ok(lines.some(l => l.msg === 'client error' && l.level === 'debug' && /exceeded|payload/i.test(JSON.stringify(l.err))), 'logged at debug')
   })
 
   t.test('heartbeat: a client that does not answer pings is terminated, a live one stays', async t => {
@@ -357,8 +359,10 @@ t.test('StreamServer', async t => {
   })
 
   t.test('a flood far past clientBufferBytes is cut at once; the client is terminated', async t => {
-    const { server, port, lines } = await serve(t, { clientBufferBytes: 1 << 20 })
+    const stats = new StreamStats()
+    const { server, port, lines } = await serve(t, { clientBufferBytes: 1 << 20 }, { stats })
     const socket = await stalledClient(t, port)
+    t.equal(stats.clients, 1, 'the shared stats count the client')
     const frame = eventOf(512 << 10)
     for (let i = 0; i < 40; i++) server.broadcast(frame) // 20 MiB within one tick
     const warning = lines.find(l => l.msg === 'closing a client that does not keep up')
@@ -370,10 +374,12 @@ t.test('StreamServer', async t => {
     server.broadcast(frame) // the closing client is skipped, without a second warning
     t.equal(lines.length, count)
     t.equal(server.droppedEvents, dropped + 1, 'and so does each one after')
+    t.equal(stats.droppedEvents, server.droppedEvents, 'in the stats the metrics read')
     socket.on('error', () => {}) // a reset, when the server drops the unsent backlog
     socket.resume() // read again, to see the end: the server does not wait for a close reply
     await once(socket, 'close')
     while (server.clientCount > 0) await tick()
+    t.equal(stats.clients, 0, 'gone from the stats too')
     t.equal(lines.filter(l => l.msg === 'closing a client that does not keep up').length, 1, 'warned once')
   })
 
@@ -415,17 +421,14 @@ t.test('StreamServer', async t => {
   t.test('listen() rejects when the port is taken', async t => {
     const { port } = await serve(t)
     const { logger } = capturedLogger()
-    const second = new StreamServer({
-      host: '127.0.0.1',
-      port,
-      heartbeatMs: 1000,
-      maxClients: 1,
-      clientBufferBytes: 1 << 20,
-      greet: () => [],
-      clientError: message => ({ type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message, seq: 0, ts: '' }),
-      isReady: () => true,
-      logger,
-    })
+    const second = new StreamServer(
+      { host: '127.0.0.1', port, heartbeatMs: 1000, maxClients: 1, clientBufferBytes: 1 << 20 },
+      {
+        status: { ready: true, live: true, readyNote: undefined },
+        greeting: { greet: () => [], clientError: message => ({ type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message, seq: 0, ts: '' }) },
+        logger,
+      },
+    )
     await t.rejects(second.listen(), { code: 'EADDRINUSE' })
   })
 })
@@ -471,6 +474,52 @@ t.test('EventHub', async t => {
   hub.emit(risk(4))
   t.equal(seen.length, 3, 'unsubscribed')
   t.strictSame(other, [1, 2, 3, 4], 'the other sink still gets every event')
+})
+
+t.test('EventHub: a transient frame takes no seq, and reaches only the sinks that take them', async t => {
+  const hub = new EventHub(5)
+  const events: number[] = []
+  const all: string[] = []
+  hub.subscribe(event => events.push(event.seq))
+  const unsubscribe = hub.subscribeAll(event => all.push(`${event.type}@${event.seq}`))
+  const frame = hub.publish({ type: 'memory', processes: [{ pid: 1, limitBytes: 10, points: [[1, 2]] }] })
+  t.match(frame, { type: 'memory', seq: 5, ts: /^\d{4}-/ }, 'stamped at the current seq')
+  t.equal(hub.lastSeq, 5, 'which it does not take')
+  t.equal(hub.emit(risk(1)).seq, 6, 'the next event follows without a gap')
+  hub.publish({ type: 'memory', processes: [] })
+  t.strictSame(events, [6], 'an event sink never sees a memory frame')
+  t.strictSame(all, ['memory@5', 'risk@6', 'memory@6'], 'a sink of everything sees both, in order')
+  unsubscribe()
+  hub.publish({ type: 'memory', processes: [] })
+  t.equal(all.length, 3, 'unsubscribed')
+})
+
+t.test('Greeter: the hello from the status, the replay from the journal, the history for a page', async t => {
+  const hub = new EventHub(3)
+  hub.emit(risk(1))
+  const replayed = { ...risk(2), seq: 3, ts: '' }
+  const asked: number[] = []
+  const journal = {
+    since: (since: number) => {
+      asked.push(since)
+      return { events: [replayed], missed: 1 }
+    },
+  }
+  const hello = { version: '9.9.9', startedAt: 'at start', config: { port: 0 }, pyspy: HELLO.pyspy }
+  const status = { processes: () => [PROCESS] }
+  const usage = { current: { pid: 1, rssBytes: 5 } }
+  const greeter = new Greeter({ hub, journal, hello, status, usage, history: { history: () => ({ type: 'memory', processes: [] }) } })
+  const [plain, ...none] = greeter.greet(undefined)
+  t.same(none, [], 'no since: no replay')
+  t.strictSame(Object.keys(plain!), ['type', 'version', 'startedAt', 'config', 'pyspy', 'agent', 'watching', 'seq', 'ts'], 'the hello, fields in order')
+  t.match(plain, { type: 'hello', version: '9.9.9', agent: { rssBytes: 5 }, watching: [{ pid: 4242 }], seq: 4 })
+  t.strictSame(asked, [], 'the journal is not read without since')
+  const [resumed, ...after] = greeter.greet(2)
+  t.match(resumed, { type: 'hello', replay: { since: 2, count: 1, missed: 1 } })
+  t.strictSame(after, [replayed])
+  t.match(greeter.clientError('no'), { type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message: 'no', seq: 4 })
+  t.match(greeter.memoryHistory(), { type: 'memory', processes: [], seq: 4 })
+  t.equal(new Greeter({ hub, journal, hello, status, usage }).memoryHistory(), undefined, 'no history: none')
 })
 
 t.test('createLogger and logSink', async t => {

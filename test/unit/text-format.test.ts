@@ -116,17 +116,17 @@ t.test('commandName: the script, the module, or the executable', async t => {
 
 t.test('?format=text over a real server: every text client gets the block, JSON clients the object', async t => {
   const hub = new EventHub(3)
-  const server = new StreamServer({
-    host: '127.0.0.1',
-    port: 0,
-    heartbeatMs: 60_000,
-    maxClients: 10,
-    clientBufferBytes: 8 << 20,
-    greet: () => [hub.greet({ ...(SESSION[0] as Extract<OomwatchEvent, { type: 'hello' }>) })],
-    clientError: message => hub.greet({ type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message }),
-    isReady: () => true,
-    logger: createLogger('silent'),
-  })
+  const server = new StreamServer(
+    { host: '127.0.0.1', port: 0, heartbeatMs: 60_000, maxClients: 10, clientBufferBytes: 8 << 20 },
+    {
+      status: { ready: true, live: true, readyNote: undefined },
+      greeting: {
+        greet: () => [hub.greet({ ...(SESSION[0] as Extract<OomwatchEvent, { type: 'hello' }>) })],
+        clientError: message => hub.greet({ type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message }),
+      },
+      logger: createLogger('silent'),
+    },
+  )
   const port = await server.listen()
   t.teardown(() => server.close())
   hub.subscribe(event => server.broadcast(event))
