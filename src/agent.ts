@@ -11,7 +11,7 @@ import { Journal } from './journal/journal.js'
 import { logSink } from './log.js'
 import { Metrics } from './metrics/registry.js'
 import { MemoryHistory, memoryFrame, SAMPLE_MS } from './page/memory-history.js'
-import { PAGE_HTML } from './page/page.js'
+import { loadPageAssets } from './page/assets.js'
 import { ProcReader } from './proc/reader.js'
 import { SelfUsage } from './self-usage.js'
 import { StreamServer } from './stream/server.js'
@@ -133,7 +133,7 @@ export class Agent {
       isLive: () => !lifecycle.stopping && watcher.alive,
       metrics: () => metrics.text(),
       flamegraphFile: id => flamegraphs.file(id),
-      page: PAGE_HTML,
+      page: loadPageAssets(),
       memoryHistory: () => stamp(history.history()),
       logger,
     })

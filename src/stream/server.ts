@@ -52,8 +52,8 @@ export interface StreamOptions {
   metrics?: () => Promise<{ contentType: string; body: string }>
   /** The SVG file of an incident's flame graph (`GET /incidents/<id>/flamegraph.svg`), when kept. */
   flamegraphFile?: (incidentId: string) => string | undefined
-  /** The live page, served at `GET /` to browsers (`Accept: text/html`). */
-  page?: string
+  /** The live page's files by URL path (`loadPageAssets`); `/` only to browsers (`Accept: text/html`). */
+  page?: ReadonlyMap<string, { contentType: string; body: Buffer }>
   /** The memory history a page client (`?memory=1`) gets after its greeting. */
   memoryHistory?: () => MemoryFrame
   logger: Logger
@@ -74,9 +74,9 @@ const BACKLOG_CHECK_MS = 1000
 const FLOOD_FACTOR = 4
 
 const FLAMEGRAPH_PATH = /^\/incidents\/([^/]+)\/flamegraph\.svg$/
-/** The page runs its own inline script and style, and talks to this agent only. */
+/** The page loads its script and style from this agent, runs nothing inline, and talks to this agent only. */
 const PAGE_CSP =
-  "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+  "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 /** py-spy's SVG runs its own script (search, zoom) and loads nothing. */
 const SVG_CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"
 
@@ -234,12 +234,13 @@ export class StreamServer {
       const note = options.readyNote?.()
       return reply(res, 200, note === undefined ? 'ready\n' : `ready\n${note}\n`)
     }
-    if (path === '/') {
-      if (options.page === undefined || !/\btext\/html\b/.test(req.headers.accept ?? '')) {
-        return reply(res, 426, 'oomwatch streams events over WebSocket here: wscat -c ws://HOST:PORT/ (a browser gets the live page)\n')
-      }
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': PAGE_CSP, 'x-content-type-options': 'nosniff', 'cache-control': 'no-cache' })
-      return void res.end(options.page)
+    const asset = options.page?.get(path)
+    if (path === '/' && (asset === undefined || !/\btext\/html\b/.test(req.headers.accept ?? ''))) {
+      return reply(res, 426, 'oomwatch streams events over WebSocket here: wscat -c ws://HOST:PORT/ (a browser gets the live page)\n')
+    }
+    if (asset) {
+      res.writeHead(200, { 'content-type': asset.contentType, 'content-security-policy': PAGE_CSP, 'x-content-type-options': 'nosniff', 'cache-control': 'no-cache' })
+      return void res.end(asset.body)
     }
     const flamegraph = FLAMEGRAPH_PATH.exec(path)
     const metrics = path === '/metrics' ? options.metrics : undefined
