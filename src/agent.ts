@@ -11,7 +11,7 @@ import { Journal } from './journal/journal.js'
 import { logSink } from './log.js'
 import { Metrics } from './metrics/registry.js'
 import { MemoryHistory, memoryFrame, SAMPLE_MS } from './page/memory-history.js'
-import { PAGE_HTML } from './page/page.js'
+import { loadPageAssets } from './page/assets.js'
 import { isRunning } from './proc/identity.js'
 import { ProcReader } from './proc/reader.js'
 import { SelfUsage } from './self-usage.js'
@@ -113,7 +113,7 @@ export class Agent {
         heartbeatMs: config.heartbeatMs,
         maxClients: config.maxClients,
         clientBufferBytes: config.clientBufferBytes,
-        page: new Map([['/', { contentType: 'text/html; charset=utf-8', body: PAGE_HTML }]]),
+        page: loadPageAssets(),
       },
       { status, greeting, metrics, flamegraphs, stats: streamStats, logger },
     )

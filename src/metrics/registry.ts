@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
-import { commandName } from './command-name.js'
+import { commandName } from '../format/command-name.js'
 import type { OomwatchEvent, ProcessInfo } from '../protocol/events.js'
 import type { AgentStatus } from '../status.js'
 

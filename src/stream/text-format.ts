@@ -1,5 +1,7 @@
-import { commandName } from '../metrics/command-name.js'
-import { formatBytes } from '../quantity.js'
+import { formatBytes } from '../format/bytes.js'
+import { commandName } from '../format/command-name.js'
+import { formatPercent, formatRlimitValue, formatSeconds } from '../format/figures.js'
+import { frameText, threadHeader } from '../format/stack.js'
 import type { PyThread, Rlimit, RlimitTable } from '../protocol/values.js'
 import type { IncidentPayload, OomwatchEvent, ProcessInfo } from '../protocol/events.js'
 
@@ -36,7 +38,7 @@ export function formatText(event: OomwatchEvent): string {
       return formatIncident(event, stamp)
     case 'flamegraph':
       return event.url !== undefined
-        ? lines(`FLAME GRAPH of incident ${event.incidentId} (pid ${event.pid}) ${stamp}`, `  ${event.url} (recorded ${seconds(event.durationMs ?? 0)})`)
+        ? lines(`FLAME GRAPH of incident ${event.incidentId} (pid ${event.pid}) ${stamp}`, `  ${event.url} (recorded ${formatSeconds(event.durationMs ?? 0)})`)
         : lines(`NO FLAME GRAPH for incident ${event.incidentId} (pid ${event.pid}) ${stamp}`, `  ${event.error?.code}: ${event.error?.message}`)
     case 'exit': {
       const what = event.oomKilled ? 'OOM-KILLED' : 'EXIT'
@@ -60,7 +62,7 @@ function formatIncident(event: IncidentPayload, stamp: string): string {
   const rss = m.rssBytes === undefined ? '' : `RSS ${formatBytes(m.rssBytes)}, `
   const figures =
     `${event.reason}: ${rss}${formatBytes(m.usageBytes)} of ${formatBytes(m.limitBytes)} ` +
-    `(${Math.round(m.fractionOfLimit * 100)}%, ${m.limitSource}), +${formatBytes(m.growthBytesPerSec)}/s${ttl}`
+    `(${formatPercent(m.fractionOfLimit)}, ${m.limitSource}), +${formatBytes(m.growthBytesPerSec)}/s${ttl}`
   const stack = event.capture.error
     ? [`no stack: ${event.capture.error.code}: ${event.capture.error.message}`, `  remedy: ${event.capture.error.remedy}`]
     : event.threads.flatMap(thread => ['', ...threadLines(thread, event)])
@@ -80,21 +82,19 @@ function formatIncident(event: IncidentPayload, stamp: string): string {
 
 /** `Thread 17600 (idle): "MainThread"` and its frames, as py-spy dump prints them. */
 function threadLines(thread: PyThread, event: IncidentPayload): string[] {
-  const status = thread.ownsGil ? 'active+gil' : thread.active ? 'active' : 'idle'
-  const id = thread.osThreadId ?? `0x${thread.id.toString(16).toUpperCase()}`
   const culprit = event.culprit
   const frames = thread.frames.slice(0, MAX_FRAMES).map((frame, index) => {
-    const text = `${frame.function} (${frame.file}:${frame.line})`
+    const text = frameText(frame)
     const isCulprit = culprit !== undefined && culprit.threadId === thread.id && index === 0
     return isCulprit ? `--> ${text}   <-- culprit: ${culprit.why}` : `    ${text}`
   })
   const cut = thread.frames.length > MAX_FRAMES ? [`    ... ${thread.frames.length - MAX_FRAMES} more frames`] : []
-  return [`Thread ${id} (${status})${thread.name ? `: "${thread.name}"` : ''}`, ...frames, ...cut]
+  return [threadHeader(thread), ...frames, ...cut]
 }
 
 function rlimitText(name: string, table: RlimitTable): string {
   const row = table[name] as Rlimit
-  const value = (v: Rlimit['soft']) => (v === 'unlimited' ? 'unlimited' : row.units === 'bytes' ? formatBytes(v) : String(v))
+  const value = (v: Rlimit['soft']) => formatRlimitValue(v, row.units)
   return row.soft === row.hard ? `${name} ${value(row.hard)}` : `${name} soft ${value(row.soft)}, hard ${value(row.hard)}`
 }
 
@@ -103,10 +103,6 @@ function processLine(p: ProcessInfo): string {
   const rss = p.memory.rssBytes === undefined ? '' : `RSS ${formatBytes(p.memory.rssBytes)} of `
   const nofile = p.rlimits.NOFILE ? `; ${rlimitText('NOFILE', p.rlimits)}` : ''
   return `pid ${p.pid} ${commandName(p.cmdline)}: ${rss}${formatBytes(p.memory.limit.bytes)} (${p.memory.limit.source})${nofile}`
-}
-
-function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(1)} s`
 }
 
 function lines(...text: string[]): string {

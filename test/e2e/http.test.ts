@@ -5,6 +5,7 @@ import t, { type Test } from 'tap'
 import { WebSocket } from 'ws'
 import { createLogger } from '../../src/log.js'
 import { MemoryHistory, memoryFrame } from '../../src/page/memory-history.js'
+import { loadPageAssets } from '../../src/page/assets.js'
 import { Greeter } from '../../src/stream/greeting.js'
 import { PAGE_PROTOCOL, StreamServer, type StreamSettings, type StreamSources } from '../../src/stream/server.js'
 import { startAgent } from '../helpers/agent.js'
@@ -98,7 +99,8 @@ const PAGE = new Map([
 ])
 
 t.test('GET /: the live page for a browser, 426 for everything else', async t => {
-  const { port } = await serve(t, { page: PAGE })
+  const assets = loadPageAssets()
+  const { port } = await serve(t, { page: assets })
   const page = await fetch(`http://127.0.0.1:${port}/`, { headers: { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' } })
   t.equal(page.status, 200)
   t.equal(page.headers.get('content-type'), 'text/html; charset=utf-8')
@@ -108,7 +110,20 @@ t.test('GET /: the live page for a browser, 426 for everything else', async t =>
     'nothing inline, nothing from elsewhere: the page may talk to its agent only',
   )
   t.equal(page.headers.get('x-content-type-options'), 'nosniff')
-  t.equal(await page.text(), PAGE.get('/')?.body)
+  const html = await page.text()
+  t.match(html, /^<!doctype html>/)
+  t.notMatch(html, /<style|<script>|@import|url\(/, 'no inline script or style')
+  t.match(html, /<script type="module" src="\/page\/app\/main\.js"><\/script>/, 'its script, from the agent')
+  t.notMatch(html, /https?:\/\//, 'no address elsewhere')
+  for (const [path, asset] of assets) {
+    t.notMatch(asset.body.toString(), /https?:\/\/(?!www\.w3\.org\/2000\/svg)/, `${path}: no address but the SVG namespace`)
+    if (path === '/') continue
+    const file = await fetch(`http://127.0.0.1:${port}${path}`)
+    t.equal(file.status, 200, `${path} is served to any client`)
+    t.equal(file.headers.get('content-type'), asset.contentType)
+  }
+  const size = [...assets.values()].reduce((sum, asset) => sum + asset.body.length, 0)
+  t.ok(size < 60_000, `small (${size} bytes in ${assets.size} files)`)
   const other = await fetch(`http://127.0.0.1:${port}/`)
   t.equal(other.status, 426, "curl's */* still gets Upgrade Required")
   t.match(await other.text(), /streams events over WebSocket/)

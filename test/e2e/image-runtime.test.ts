@@ -19,6 +19,10 @@ t.test("the runtime stage's files run on this Node with a read-only root", async
   const image = t.testdir()
   // The build stage: npm run build, into the image tree.
   execFileSync(process.execPath, [join(REPO, 'node_modules/typescript/bin/tsc'), '-p', join(REPO, 'tsconfig.build.json'), '--outDir', join(image, 'dist')], { stdio: 'pipe' })
+  // and the live page (package.json's build script): its module for the browser, its HTML and CSS.
+  const web = join(image, 'dist/page/web')
+  execFileSync(process.execPath, [join(REPO, 'node_modules/typescript/bin/tsc'), '-p', join(REPO, 'tsconfig.page.json'), '--outDir', web], { stdio: 'pipe' })
+  for (const file of ['index.html', 'page.css']) copyFileSync(join(REPO, 'src/page', file), join(web, file))
   // The deps stage: production dependencies only.
   copyFileSync(join(REPO, 'package.json'), join(image, 'package.json'))
   copyFileSync(join(REPO, 'package-lock.json'), join(image, 'package-lock.json'))
@@ -51,6 +55,8 @@ t.test("the runtime stage's files run on this Node with a read-only root", async
   })
   const live = await fetch(`http://127.0.0.1:${listening.port as number}/livez`)
   t.equal(live.status, 200, 'the agent starts and answers /livez')
+  const page = await fetch(`http://127.0.0.1:${listening.port as number}/page/app/main.js`)
+  t.equal(page.status, 200, 'and serves the live page from its own files')
   const exited = new Promise<number | null>(resolve => child.on('close', code => resolve(code)))
   child.kill('SIGTERM')
   t.equal(await exited, 0, 'and stops cleanly on SIGTERM')

@@ -35,9 +35,15 @@ t.test('the live page: connects, shows a watched process, then a real leak with 
   page.on('pageerror', error => problems.push(`page error: ${error.message}`))
   page.on('console', message => message.type() === 'error' && problems.push(`console: ${message.text()}`))
 
-  await page.goto(`http://127.0.0.1:${agent.port}/?token=${TOKEN}`)
+  const response = await page.goto(`http://127.0.0.1:${agent.port}/?token=${TOKEN}`)
+  const csp = response?.headers()['content-security-policy'] ?? ''
+  t.match(csp, /script-src 'self'; style-src 'self'/, 'a strict CSP: script and style from the agent only')
+  t.notMatch(csp, /unsafe-inline/, 'nothing inline')
   await page.locator('#status', { hasText: 'live' }).waitFor()
   t.pass('the page connected over the WebSocket, with the token as its subprotocol')
+  // A string: this file is compiled without the DOM's types.
+  const statusColour = await page.evaluate("getComputedStyle(document.getElementById('status')).backgroundColor")
+  t.equal(statusColour, 'rgb(31, 122, 61)', 'its stylesheet applies (the live badge is green)')
   t.match(await page.locator('#processes').innerText(), /No Python process seen yet/, 'before any process: what to expect')
   t.match(await page.locator('#agent').innerText(), /agent 0\.1\.0 · py-spy 0\.4\.2/)
 

@@ -1,4 +1,7 @@
-import { basename } from 'node:path'
+/**
+ * A process's short name from its command line. Pure and free of Node APIs: the server's
+ * text mode, the metrics and the live page (in the browser) all name processes with it.
+ */
 
 /** Interpreter names: their script or module names the program better than they do. */
 const INTERPRETER = /^(?:python[\d.]*|pypy[\d.]*)$/
@@ -11,10 +14,11 @@ const MAX_LENGTH = 64
  * A short, stable name for a command line, as a metric label and a page title use it:
  * the script's base name for `python3 /app/worker.py --x`, the module for
  * `python -m celery worker`, else the executable's base name (`gunicorn`, `uwsgi`).
+ * At most 64 characters; `unknown` for an empty command line.
  */
 export function commandName(cmdline: readonly string[]): string {
   const [argv0 = '', ...rest] = cmdline
-  const exe = basename(argv0)
+  const exe = baseName(argv0)
   if (!INTERPRETER.test(exe)) return cap(exe)
   for (let i = 0; i < rest.length; i++) {
     const arg = rest[i]!
@@ -25,9 +29,15 @@ export function commandName(cmdline: readonly string[]): string {
       continue
     }
     if (arg.startsWith('-')) continue
-    return cap(basename(arg))
+    return cap(baseName(arg))
   }
   return cap(exe)
+}
+
+/** The last segment of a POSIX path, as node:path's `basename` gives it (trailing slashes dropped). */
+export function baseName(path: string): string {
+  const trimmed = path.replace(/\/+$/, '')
+  return trimmed.slice(trimmed.lastIndexOf('/') + 1)
 }
 
 function cap(name: string): string {
