@@ -24,7 +24,7 @@ export const LAYERS = [
   { name: 'detect', prefixes: ['src/detect/'] },
   { name: 'capture+act', prefixes: ['src/capture/', 'src/act/'] },
   { name: 'watch', prefixes: ['src/watch/'] },
-  { name: 'hub', prefixes: ['src/hub.ts'] },
+  { name: 'hub', prefixes: ['src/hub.ts', 'src/status.ts'] },
   // Each sink is its own area: they all read the hub and never each other, so any one can go.
   { name: 'sinks', prefixes: ['src/journal/', 'src/log.ts', 'src/stream/', 'src/metrics/', 'src/page/'], isolatedAreas: true },
   { name: 'agent', prefixes: ['src/agent.ts'] },
