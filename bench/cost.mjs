@@ -30,7 +30,20 @@ import { spawn, spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { CLK_TCK, MiB, ROOT, fmt, isolate, machine, makeCgroup, option, shippedNodeFlags, spawnIdlePythons, startAgentProcess, usageOf } from './lib/common.mjs'
+import {
+  CLK_TCK,
+  MiB,
+  ROOT,
+  fmt,
+  isolate,
+  machine,
+  makeCgroup,
+  option,
+  shippedNodeFlags,
+  spawnIdlePythons,
+  startAgentProcess,
+  usageOf,
+} from './lib/common.mjs'
 
 const { isolated, args } = isolate()
 const duration = Number(option(args, 'duration', '60'))
@@ -51,7 +64,12 @@ if (!nodeVersion) throw new Error(`--node ${node}: not a node binary that runs h
 console.error(`machine: ${machine()}${isolated ? '; in its own PID namespace' : ''}; watchers on ${node} (${nodeVersion})`)
 
 const start = {
-  agent: () => startAgentProcess({ node, nodeArgs: [...agentNodeArgs, ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])], ...(agentCli && { cli: agentCli }) }),
+  agent: () =>
+    startAgentProcess({
+      node,
+      nodeArgs: [...agentNodeArgs, ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])],
+      ...(agentCli && { cli: agentCli }),
+    }),
   si: () => startScript([join(ROOT, 'bench/lib/watch-si.mjs')]),
   floor: () => startScript([join(ROOT, 'bench/lib/watch-floor.mjs')]),
   empty: () => startScript(['-e', 'setInterval(()=>{},1000)'], false),
@@ -93,17 +111,36 @@ for (const [index, count] of counts.entries()) {
     await watcher.stop()
     const cpuPercent = ((after.ticks - before.ticks) / CLK_TCK / seconds) * 100
     const childPercent = ((after.childTicks - before.childTicks) / CLK_TCK / seconds) * 100
-    results.push({ count, name, cpuPercent, childPercent, startupCpuS: before.ticks / CLK_TCK, hwmMiB: after.hwmBytes / MiB, rssMiB: after.rssBytes / MiB })
-    console.error(`${count} processes, ${name}: ${fmt(cpuPercent, 2)}% of a core (children ${fmt(childPercent, 2)}%), peak RSS ${fmt(after.hwmBytes / MiB)} MiB, startup CPU ${fmt(before.ticks / CLK_TCK, 2)} s`)
+    results.push({
+      count,
+      name,
+      cpuPercent,
+      childPercent,
+      startupCpuS: before.ticks / CLK_TCK,
+      hwmMiB: after.hwmBytes / MiB,
+      rssMiB: after.rssBytes / MiB,
+    })
+    console.error(
+      `${count} processes, ${name}: ${fmt(cpuPercent, 2)}% of a core (children ${fmt(childPercent, 2)}%), peak RSS ${fmt(after.hwmBytes / MiB)} MiB, startup CPU ${fmt(before.ticks / CLK_TCK, 2)} s`,
+    )
   }
   await idle.stop()
   await cgroup.remove()
 }
 
 const get = (count, name) => results.find(r => r.count === count && r.name === name)
-const label = { agent: 'oomwatch agent', si: 'systeminformation.processes() loop', floor: 'bare /proc loop (floor)', empty: 'empty Node process (baseline)' }
-console.log(`Duration ${duration} s after a ${warmup} s warm-up, default cadence; CPU is % of one core (utime+stime, reaped children included). Node ${nodeVersion} (${node === process.execPath ? 'this benchmark\'s' : node}) for every watcher. Agent: node ${[...shippedNodeFlags(agentCli), ...agentNodeArgs].join(' ')} ${agentCli ?? 'dist/cli.js'} --port 0.\n`)
-console.log(`| Python processes | watcher | CPU (% of a core) | of which children | peak RSS (MiB) | RSS at end (MiB) | CPU ÷ floor | CPU ÷ si | startup CPU (s) |`)
+const label = {
+  agent: 'oomwatch agent',
+  si: 'systeminformation.processes() loop',
+  floor: 'bare /proc loop (floor)',
+  empty: 'empty Node process (baseline)',
+}
+console.log(
+  `Duration ${duration} s after a ${warmup} s warm-up, default cadence; CPU is % of one core (utime+stime, reaped children included). Node ${nodeVersion} (${node === process.execPath ? "this benchmark's" : node}) for every watcher. Agent: node ${[...shippedNodeFlags(agentCli), ...agentNodeArgs].join(' ')} ${agentCli ?? 'dist/cli.js'} --port 0.\n`,
+)
+console.log(
+  `| Python processes | watcher | CPU (% of a core) | of which children | peak RSS (MiB) | RSS at end (MiB) | CPU ÷ floor | CPU ÷ si | startup CPU (s) |`,
+)
 console.log(`|---|---|---|---|---|---|---|---|---|`)
 for (const count of counts) {
   for (const name of watchers) {
@@ -111,27 +148,44 @@ for (const count of counts) {
     if (!r) continue
     const floor = get(count, 'floor')
     const si = get(count, 'si')
-    console.log(`| ${count} | ${label[name]} | ${fmt(r.cpuPercent, 2)} | ${fmt(r.childPercent, 2)} | ${fmt(r.hwmMiB)} | ${fmt(r.rssMiB)} | ${floor ? fmt(r.cpuPercent / floor.cpuPercent, 2) : '—'} | ${si ? fmt(r.cpuPercent / si.cpuPercent, 2) : '—'} | ${fmt(r.startupCpuS, 2)} |`)
+    console.log(
+      `| ${count} | ${label[name]} | ${fmt(r.cpuPercent, 2)} | ${fmt(r.childPercent, 2)} | ${fmt(r.hwmMiB)} | ${fmt(r.rssMiB)} | ${floor ? fmt(r.cpuPercent / floor.cpuPercent, 2) : '—'} | ${si ? fmt(r.cpuPercent / si.cpuPercent, 2) : '—'} | ${fmt(r.startupCpuS, 2)} |`,
+    )
   }
 }
 
 const checks = []
 const check = (what, met) => checks.push(`- ${what}: ${met ? 'met' : 'MISSED'}`)
 const at200 = get(TARGET.cpuAt, 'agent')
-if (at200) check(`CPU at ${TARGET.cpuAt} processes ${fmt(at200.cpuPercent, 2)}% of a core ${at200.cpuPercent <= TARGET.cpuPercent ? '≤' : '>'} ${TARGET.cpuPercent}%`, at200.cpuPercent <= TARGET.cpuPercent)
-else checks.push(`- CPU at ${TARGET.cpuAt} processes ≤ ${TARGET.cpuPercent}% of a core: not measured (${TARGET.cpuAt} not in --counts, or agent not in --watchers)`)
+if (at200)
+  check(
+    `CPU at ${TARGET.cpuAt} processes ${fmt(at200.cpuPercent, 2)}% of a core ${at200.cpuPercent <= TARGET.cpuPercent ? '≤' : '>'} ${TARGET.cpuPercent}%`,
+    at200.cpuPercent <= TARGET.cpuPercent,
+  )
+else
+  checks.push(
+    `- CPU at ${TARGET.cpuAt} processes ≤ ${TARGET.cpuPercent}% of a core: not measured (${TARGET.cpuAt} not in --counts, or agent not in --watchers)`,
+  )
 for (const count of counts) {
   const agent = get(count, 'agent')
   if (!agent) continue
   const empty = get(count, 'empty')
   const bound = Math.max(TARGET.rssMiB, empty ? empty.hwmMiB + TARGET.overEmptyMiB : TARGET.rssMiB)
-  const why = empty ? `max(${TARGET.rssMiB}, empty Node ${fmt(empty.hwmMiB)} + ${TARGET.overEmptyMiB})` : `${TARGET.rssMiB}, no empty-Node baseline measured`
-  check(`peak RSS at ${count} processes ${fmt(agent.hwmMiB)} MiB ${agent.hwmMiB <= bound ? '≤' : '>'} ${fmt(bound)} MiB = ${why}`, agent.hwmMiB <= bound)
+  const why = empty
+    ? `max(${TARGET.rssMiB}, empty Node ${fmt(empty.hwmMiB)} + ${TARGET.overEmptyMiB})`
+    : `${TARGET.rssMiB}, no empty-Node baseline measured`
+  check(
+    `peak RSS at ${count} processes ${fmt(agent.hwmMiB)} MiB ${agent.hwmMiB <= bound ? '≤' : '>'} ${fmt(bound)} MiB = ${why}`,
+    agent.hwmMiB <= bound,
+  )
 }
 const floor200 = get(TARGET.cpuAt, 'floor')
 if (at200 && floor200) {
   const ratio = at200.cpuPercent / floor200.cpuPercent
-  check(`CPU at ${TARGET.cpuAt} processes ${fmt(ratio, 2)} × the floor's ${ratio <= TARGET.floorRatio ? '≤' : '>'} ${TARGET.floorRatio} ×`, ratio <= TARGET.floorRatio)
+  check(
+    `CPU at ${TARGET.cpuAt} processes ${fmt(ratio, 2)} × the floor's ${ratio <= TARGET.floorRatio ? '≤' : '>'} ${TARGET.floorRatio} ×`,
+    ratio <= TARGET.floorRatio,
+  )
 }
 if (checks.length) {
   console.log(`\nTargets (Node ${nodeVersion}):\n`)

@@ -21,7 +21,20 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WebSocket } from 'ws'
-import { DAEMON, PYSPY, PYTHON, ROOT, fmt, isolate, machine, makeCgroup, median, option, positional, startAgentProcess } from './lib/common.mjs'
+import {
+  DAEMON,
+  PYSPY,
+  PYTHON,
+  ROOT,
+  fmt,
+  isolate,
+  machine,
+  makeCgroup,
+  median,
+  option,
+  positional,
+  startAgentProcess,
+} from './lib/common.mjs'
 
 const { isolated, args } = isolate()
 const runs = Number(positional(args, 10))
@@ -33,7 +46,11 @@ const ALONE_AT = 0.3 // fraction of the limit at which py-spy runs alone, before
 const TARGET_RATIO = 1.2
 console.error(`machine: ${machine()}${isolated ? '; in its own PID namespace' : ''}`)
 
-const agent = await startAgentProcess({ nodeArgs: ['--import', join(ROOT, 'bench/lib/emit-clock.mjs'), ...agentNodeArgs], ...(agentCli && { cli: agentCli }), stderr: 'pipe' })
+const agent = await startAgentProcess({
+  nodeArgs: ['--import', join(ROOT, 'bench/lib/emit-clock.mjs'), ...agentNodeArgs],
+  ...(agentCli && { cli: agentCli }),
+  stderr: 'pipe',
+})
 const emittedAt = new Map()
 createInterface({ input: agent.stderr }).on('line', line => {
   const [tag, id, ns] = line.split(' ')
@@ -76,8 +93,19 @@ for (let run = 1; run <= runs; run++) {
     const { event, receivedAt } = got
     const after = dump(child.pid)
     const hopMs = Number(receivedAt - emittedAt.get(event.id)) / 1e6
-    rows.push({ run, toClient: event.capture.triggerToStackMs + hopMs, hopMs, stackMs: event.capture.triggerToStackMs, pyspyInAgent: event.capture.pyspyMs, alone, after, captureError: event.capture.error?.code })
-    console.error(`run ${run}: trigger→client ${fmt(event.capture.triggerToStackMs + hopMs)} ms (hop ${fmt(hopMs, 2)}), py-spy alone ${fmt(alone?.ms)} ms before the trigger, ${fmt(after.ms)} ms after`)
+    rows.push({
+      run,
+      toClient: event.capture.triggerToStackMs + hopMs,
+      hopMs,
+      stackMs: event.capture.triggerToStackMs,
+      pyspyInAgent: event.capture.pyspyMs,
+      alone,
+      after,
+      captureError: event.capture.error?.code,
+    })
+    console.error(
+      `run ${run}: trigger→client ${fmt(event.capture.triggerToStackMs + hopMs)} ms (hop ${fmt(hopMs, 2)}), py-spy alone ${fmt(alone?.ms)} ms before the trigger, ${fmt(after.ms)} ms after`,
+    )
   } else {
     rows.push({ run, missing: `no incident: the process ended first (${exitedWith})` })
     console.error(`run ${run}: no incident, the process ended first (${exitedWith})`)
@@ -89,7 +117,9 @@ ws.close()
 await agent.stop()
 
 const ok = rows.filter(row => !row.missing && row.alone?.ok)
-console.log(`| run | trigger→client (ms) | of which trigger→stack | of which emission→client | py-spy in agent (ms) | py-spy dump alone, before the trigger (ms) | ratio | py-spy dump alone, after the incident (ms) |`)
+console.log(
+  `| run | trigger→client (ms) | of which trigger→stack | of which emission→client | py-spy in agent (ms) | py-spy dump alone, before the trigger (ms) | ratio | py-spy dump alone, after the incident (ms) |`,
+)
 console.log(`|---|---|---|---|---|---|---|---|`)
 for (const row of rows) {
   if (row.missing) {
@@ -97,10 +127,19 @@ for (const row of rows) {
     continue
   }
   const alone = row.alone ? `${fmt(row.alone.ms)}${row.alone.ok ? '' : ' (failed)'}` : '— (not reached)'
-  console.log(`| ${row.run} | ${fmt(row.toClient)}${row.captureError ? ` (${row.captureError})` : ''} | ${fmt(row.stackMs)} | ${fmt(row.hopMs, 2)} | ${fmt(row.pyspyInAgent)} | ${alone} | ${row.alone ? (row.toClient / row.alone.ms).toFixed(2) : '—'} | ${fmt(row.after.ms)}${row.after.ok ? '' : ' (failed)'} |`)
+  console.log(
+    `| ${row.run} | ${fmt(row.toClient)}${row.captureError ? ` (${row.captureError})` : ''} | ${fmt(row.stackMs)} | ${fmt(row.hopMs, 2)} | ${fmt(row.pyspyInAgent)} | ${alone} | ${row.alone ? (row.toClient / row.alone.ms).toFixed(2) : '—'} | ${fmt(row.after.ms)}${row.after.ok ? '' : ' (failed)'} |`,
+  )
 }
 const m = key => median(ok.map(key))
 const ratio = m(r => r.toClient) / m(r => r.alone.ms)
-console.log(`| median (${ok.length} runs) | ${fmt(m(r => r.toClient))} | ${fmt(m(r => r.stackMs))} | ${fmt(m(r => r.hopMs), 2)} | ${fmt(m(r => r.pyspyInAgent))} | ${fmt(m(r => r.alone.ms))} | ${ratio.toFixed(2)} | ${fmt(m(r => r.after.ms))} |`)
+console.log(
+  `| median (${ok.length} runs) | ${fmt(m(r => r.toClient))} | ${fmt(m(r => r.stackMs))} | ${fmt(
+    m(r => r.hopMs),
+    2,
+  )} | ${fmt(m(r => r.pyspyInAgent))} | ${fmt(m(r => r.alone.ms))} | ${ratio.toFixed(2)} | ${fmt(m(r => r.after.ms))} |`,
+)
 const afterRatio = m(r => r.toClient) / m(r => r.after.ms)
-console.log(`\nMedian trigger→client over median py-spy alone: ${ratio.toFixed(2)} (median of per-run ratios ${median(ok.map(r => r.toClient / r.alone.ms)).toFixed(2)}) ${ratio <= TARGET_RATIO ? '≤' : '>'} ${TARGET_RATIO}: ${ratio <= TARGET_RATIO ? 'met' : 'MISSED'}. Against the dump after the incident: ${afterRatio.toFixed(2)}.`)
+console.log(
+  `\nMedian trigger→client over median py-spy alone: ${ratio.toFixed(2)} (median of per-run ratios ${median(ok.map(r => r.toClient / r.alone.ms)).toFixed(2)}) ${ratio <= TARGET_RATIO ? '≤' : '>'} ${TARGET_RATIO}: ${ratio <= TARGET_RATIO ? 'met' : 'MISSED'}. Against the dump after the incident: ${afterRatio.toFixed(2)}.`,
+)

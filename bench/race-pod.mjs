@@ -30,7 +30,23 @@ import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WebSocket } from 'ws'
 import { cellId, cellLabel, cellsFrom, entriesFor, formatLimit, leakLabel, sameCell, target, verdict } from './lib/cells.mjs'
-import { DAEMON, PYTHON, ROOT, deathAndStatus, describeResult, fmt, judgeIncident, isAlive, machine, median, option, positional, procState, readPidfile, shippedNodeFlags } from './lib/common.mjs'
+import {
+  DAEMON,
+  PYTHON,
+  ROOT,
+  deathAndStatus,
+  describeResult,
+  fmt,
+  judgeIncident,
+  isAlive,
+  machine,
+  median,
+  option,
+  positional,
+  procState,
+  readPidfile,
+  shippedNodeFlags,
+} from './lib/common.mjs'
 
 const args = process.argv.slice(2)
 const runs = Number(positional(args, 5))
@@ -64,7 +80,9 @@ for (let run = 1; run <= runs; run++) {
   for (const cell of cells) {
     for (let attempt = 1; attempt <= MAX_TRIES; attempt++) {
       const row = { ...cell, run, ...(await race(cell, `${run}-${attempt}`)) }
-      console.error(`${cellLabel(cell)} run ${run}${attempt > 1 ? ` (try ${attempt})` : ''}: ${row.oomKilled ? 'OOM-killed' : `NOT OOM-killed (${row.death})`} ${fmt(row.livedMs, 0)} ms after start, oomwatch ${describeResult(row.agent)}; pod up in ${fmt(row.setupMs, 0)} ms, run ${fmt(row.totalMs / 1000, 1)} s`)
+      console.error(
+        `${cellLabel(cell)} run ${run}${attempt > 1 ? ` (try ${attempt})` : ''}: ${row.oomKilled ? 'OOM-killed' : `NOT OOM-killed (${row.death})`} ${fmt(row.livedMs, 0)} ms after start, oomwatch ${describeResult(row.agent)}; pod up in ${fmt(row.setupMs, 0)} ms, run ${fmt(row.totalMs / 1000, 1)} s`,
+      )
       if (row.oomKilled || attempt === MAX_TRIES) {
         rows.push(row)
         break
@@ -80,7 +98,19 @@ async function race(cell, run) {
   const { rate, mode, delay, limit } = cell
   const work = mkdtempSync(join(tmpdir(), `oomwatch-race-pod-${run}-${cellId(cell)}-`))
   const pidfile = join(work, 'app.pid')
-  const app = [PYTHON, DAEMON, '--entries', entriesFor(limit), '--rate', String(rate), '--delay', String(delay), '--pidfile', pidfile, ...(mode === 'daemon' ? ['--daemonize'] : [])]
+  const app = [
+    PYTHON,
+    DAEMON,
+    '--entries',
+    entriesFor(limit),
+    '--rate',
+    String(rate),
+    '--delay',
+    String(delay),
+    '--pidfile',
+    pidfile,
+    ...(mode === 'daemon' ? ['--daemonize'] : []),
+  ]
   const pod = await startPod(
     {
       appLimitBytes: limit,
@@ -101,7 +131,13 @@ async function race(cell, run) {
     if (event.type !== 'incident') return
     // Checked the moment the stack arrives: proof that it came before the kill.
     const hostPid = pod.hostPidOfApp(event.pid)
-    incidents.push({ event, receivedAt, hostPid, alive: hostPid !== undefined && isAlive(hostPid), state: hostPid === undefined ? undefined : procState(hostPid) })
+    incidents.push({
+      event,
+      receivedAt,
+      hostPid,
+      alive: hostPid !== undefined && isAlive(hostPid),
+      state: hostPid === undefined ? undefined : procState(hostPid),
+    })
   })
   try {
     await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject))
@@ -120,7 +156,10 @@ async function race(cell, run) {
     const oomKilled = pod.appOomKills() > killsBefore
 
     const received = incidents.find(({ event }) => event.pid === podPid)
-    let agent = { arrived: false, detail: incidents.length ? `incidents for other pids: ${incidents.map(({ event }) => event.pid).join(', ')}` : 'no incident' }
+    let agent = {
+      arrived: false,
+      detail: incidents.length ? `incidents for other pids: ${incidents.map(({ event }) => event.pid).join(', ')}` : 'no incident',
+    }
     if (received) agent = judgeIncident(received, diedAt, { limitNote: true })
 
     return { podPid, hostPid, oomKilled, death: status, livedMs: diedAt - spawnedAt, agent, setupMs, totalMs: performance.now() - started }
@@ -134,7 +173,9 @@ async function race(cell, run) {
 /** The agent container's node process's command line, from the agent's cgroup (the app's sibling). */
 function agentCmdline(pod) {
   try {
-    for (const pid of readFileSync(join(dirname(pod.appCgroup), 'agent', 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
+    for (const pid of readFileSync(join(dirname(pod.appCgroup), 'agent', 'cgroup.procs'), 'utf8')
+      .split('\n')
+      .filter(Boolean)) {
       const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean)
       if (argv[0] === process.execPath) return argv.map(arg => arg.replace(ROOT, '')).join(' ')
     }
@@ -144,16 +185,18 @@ function agentCmdline(pod) {
   return 'unknown'
 }
 
-
-
 const won = result => result.arrived && result.won
 const fromSrc = / src\/cli\.ts$/.test(agentRan)
-console.log(`Simulated pod (test/helpers/pod.ts), one pod per run; agent caps: ${agentCaps.join(',') || 'none'}; agent: \`${agentRan}\`${fromSrc ? ' (the helper has no agentCommand: src/ under the TypeScript loader, with the shebang flags)' : ''}.\n`)
+console.log(
+  `Simulated pod (test/helpers/pod.ts), one pod per run; agent caps: ${agentCaps.join(',') || 'none'}; agent: \`${agentRan}\`${fromSrc ? ' (the helper has no agentCommand: src/ under the TypeScript loader, with the shebang flags)' : ''}.\n`,
+)
 console.log(`### Per run\n`)
 console.log(`| leak | delay (s) | limit | run | OOM-killed | lived (ms) | oomwatch first | oomwatch margin (ms) | pod up (ms) | notes |`)
 console.log(`|---|---|---|---|---|---|---|---|---|---|`)
 for (const row of rows) {
-  console.log(`| ${leakLabel(row)} | ${row.delay} | ${formatLimit(row.limit)} | ${row.run} | ${row.oomKilled ? 'yes' : `no (${row.death})`} | ${fmt(row.livedMs, 0)} | ${won(row.agent) ? 'yes' : 'no'} | ${row.agent.arrived ? fmt(row.agent.margin, 0) : '—'} | ${fmt(row.setupMs, 0)} | ${row.agent.detail} |`)
+  console.log(
+    `| ${leakLabel(row)} | ${row.delay} | ${formatLimit(row.limit)} | ${row.run} | ${row.oomKilled ? 'yes' : `no (${row.death})`} | ${fmt(row.livedMs, 0)} | ${won(row.agent) ? 'yes' : 'no'} | ${row.agent.arrived ? fmt(row.agent.margin, 0) : '—'} | ${fmt(row.setupMs, 0)} | ${row.agent.detail} |`,
+  )
 }
 console.log(`\n### Per cell (${runs} run${runs === 1 ? '' : 's'} each)\n`)
 console.log(`Margins over the runs won: median (min–max), ms.\n`)
@@ -166,14 +209,22 @@ for (const cell of cells) {
   const wins = margins.length
   const check = verdict(cell, wins, mine.length)
   verdicts.push(check)
-  console.log(`| ${leakLabel(cell)} | ${cell.delay} | ${formatLimit(cell.limit)} | ${mine.filter(row => row.oomKilled).length}/${mine.length} | ${wins}/${mine.length} | ${wins ? `${fmt(median(margins), 0)} (${fmt(Math.min(...margins), 0)}–${fmt(Math.max(...margins), 0)})` : '—'} | ${target(cell).text}: ${check.met ? 'met' : 'MISSED'} |`)
+  console.log(
+    `| ${leakLabel(cell)} | ${cell.delay} | ${formatLimit(cell.limit)} | ${mine.filter(row => row.oomKilled).length}/${mine.length} | ${wins}/${mine.length} | ${wins ? `${fmt(median(margins), 0)} (${fmt(Math.min(...margins), 0)}–${fmt(Math.max(...margins), 0)})` : '—'} | ${target(cell).text}: ${check.met ? 'met' : 'MISSED'} |`,
+  )
 }
 if (voided.length) {
-  console.log(`\nVoid runs (not OOM-killed, run again): ${voided.map(row => `${cellLabel(row)} run ${row.run}: ${row.death}, host pid ${row.hostPid}`).join('; ')}.`)
+  console.log(
+    `\nVoid runs (not OOM-killed, run again): ${voided.map(row => `${cellLabel(row)} run ${row.run}: ${row.death}, host pid ${row.hostPid}`).join('; ')}.`,
+  )
 }
 const all = [...rows, ...voided]
-console.log(`\noomwatch won ${rows.filter(row => won(row.agent)).length} of ${rows.length} runs. One pod up (agent listening) in ${fmt(median(all.map(row => row.setupMs)), 0)} ms median, one run ${fmt(median(all.map(row => row.totalMs)) / 1000, 1)} s median.`)
+console.log(
+  `\noomwatch won ${rows.filter(row => won(row.agent)).length} of ${rows.length} runs. One pod up (agent listening) in ${fmt(median(all.map(row => row.setupMs)), 0)} ms median, one run ${fmt(median(all.map(row => row.totalMs)) / 1000, 1)} s median.`,
+)
 console.log(`\nTargets (oomwatch wins per cell):\n`)
 for (const { line } of verdicts) console.log(`- ${line}`)
 const missed = verdicts.filter(({ met }) => !met).length
-console.log(`\n${missed ? `${missed} of ${verdicts.length} cells MISSED their target.` : `Every cell met its target (${verdicts.length} cells).`}`)
+console.log(
+  `\n${missed ? `${missed} of ${verdicts.length} cells MISSED their target.` : `Every cell met its target (${verdicts.length} cells).`}`,
+)

@@ -28,7 +28,26 @@ import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WebSocket } from 'ws'
 import { cellId, cellLabel, cellsFrom, entriesFor, formatLimit, leakLabel, sameCell, target, verdict } from './lib/cells.mjs'
-import { DAEMON, PYSPY, PYTHON, ROOT, deathAndStatus, describeResult, fmt, judgeIncident, isolate, isAlive, machine, makeCgroup, median, option, positional, procState, readPidfile, startAgentProcess } from './lib/common.mjs'
+import {
+  DAEMON,
+  PYSPY,
+  PYTHON,
+  ROOT,
+  deathAndStatus,
+  describeResult,
+  fmt,
+  judgeIncident,
+  isolate,
+  isAlive,
+  machine,
+  makeCgroup,
+  median,
+  option,
+  positional,
+  procState,
+  readPidfile,
+  startAgentProcess,
+} from './lib/common.mjs'
 
 const { isolated, args } = isolate()
 const runs = Number(positional(args, 5))
@@ -77,7 +96,13 @@ function onDump(line) {
   } catch {
     // unreadable: counts as a failed dump
   }
-  dumps.push({ at, ok: outcome === 'dumped', pid: Number(pid), named: outcome === 'dumped' && text.includes('fd_table_from_limit'), error: outcome === 'dumped' ? undefined : text.trim().split('\n').pop() })
+  dumps.push({
+    at,
+    ok: outcome === 'dumped',
+    pid: Number(pid),
+    named: outcome === 'dumped' && text.includes('fd_table_from_limit'),
+    error: outcome === 'dumped' ? undefined : text.trim().split('\n').pop(),
+  })
 }
 
 console.error(`cells: ${cells.map(cellLabel).join('; ')}; ${runs} run(s) each`)
@@ -90,7 +115,9 @@ for (let run = 1; run <= runs; run++) {
   for (const cell of cells) {
     for (let attempt = 1; attempt <= MAX_TRIES; attempt++) {
       const row = { ...cell, run, ...(await race(cell, `${run}-${attempt}`)) }
-      console.error(`${cellLabel(cell)} run ${run}${attempt > 1 ? ` (try ${attempt})` : ''}: ${row.oomKilled ? 'OOM-killed' : `NOT OOM-killed (${row.death})`} ${fmt(row.livedMs, 0)} ms after spawn, oomwatch ${describeResult(row.agent)}, by hand ${describeResult(row.byHand)}`)
+      console.error(
+        `${cellLabel(cell)} run ${run}${attempt > 1 ? ` (try ${attempt})` : ''}: ${row.oomKilled ? 'OOM-killed' : `NOT OOM-killed (${row.death})`} ${fmt(row.livedMs, 0)} ms after spawn, oomwatch ${describeResult(row.agent)}, by hand ${describeResult(row.byHand)}`,
+      )
       if (row.oomKilled || attempt === MAX_TRIES) {
         rows.push(row)
         break
@@ -111,7 +138,17 @@ async function race(cell, run) {
   // `-L<limit>-` in the name: the by-hand loop of that limit watches it (CGROUP above).
   const cgroup = makeCgroup(`oomwatch-race-${process.pid}-${run}-${cellId(cell)}-`, limit)
   const pidfile = join(work, `daemon-${run}-${cellId(cell)}.pid`)
-  const command = [PYTHON, DAEMON, '--entries', entriesFor(limit), '--rate', String(rate), '--delay', String(delay), ...(mode === 'daemon' ? ['--daemonize', '--pidfile', pidfile] : [])]
+  const command = [
+    PYTHON,
+    DAEMON,
+    '--entries',
+    entriesFor(limit),
+    '--rate',
+    String(rate),
+    '--delay',
+    String(delay),
+    ...(mode === 'daemon' ? ['--daemonize', '--pidfile', pidfile] : []),
+  ]
   const [bin, ...argv] = cgroup.wrap(command)
   const killsBefore = cgroup.oomKills()
   const spawnedAt = performance.now()
@@ -132,27 +169,36 @@ async function race(cell, run) {
   const good = mine.find(dump => dump.named)
   const failures = mine.filter(dump => !dump.ok)
   const byHand = good
-    ? { arrived: true, won: good.at < diedAt, margin: diedAt - good.at, detail: `${mine.length} dump(s)${failures.length ? `, ${failures.length} failed` : ''}` }
+    ? {
+        arrived: true,
+        won: good.at < diedAt,
+        margin: diedAt - good.at,
+        detail: `${mine.length} dump(s)${failures.length ? `, ${failures.length} failed` : ''}`,
+      }
     : { arrived: false, detail: mine.length ? `${failures.length} failed: ${failures[0]?.error ?? ''}` : 'never over 80% at a check' }
   return { pid, oomKilled, death, livedMs: diedAt - spawnedAt, agent: agentResult, byHand }
 }
-
-
 
 const margin = result => (result.arrived ? `${fmt(result.margin, 0)}` : '—')
 const won = result => result.arrived && result.won
 const yes = result => (won(result) ? 'yes' : 'no')
 
 console.log(`### Per run\n`)
-console.log(`| leak | delay (s) | limit | run | OOM-killed | lived (ms) | oomwatch first | oomwatch margin (ms) | by hand first | by-hand margin (ms) | oomwatch ahead of by hand (ms) | notes |`)
+console.log(
+  `| leak | delay (s) | limit | run | OOM-killed | lived (ms) | oomwatch first | oomwatch margin (ms) | by hand first | by-hand margin (ms) | oomwatch ahead of by hand (ms) | notes |`,
+)
 console.log(`|---|---|---|---|---|---|---|---|---|---|---|---|`)
 for (const row of rows) {
   const ahead = row.agent.arrived && row.byHand.arrived ? fmt(row.agent.margin - row.byHand.margin, 0) : '—'
-  console.log(`| ${leakLabel(row)} | ${row.delay} | ${formatLimit(row.limit)} | ${row.run} | ${row.oomKilled ? 'yes' : `no (${row.death})`} | ${fmt(row.livedMs, 0)} | ${yes(row.agent)} | ${margin(row.agent)} | ${yes(row.byHand)} | ${margin(row.byHand)} | ${ahead} | oomwatch: ${row.agent.detail ?? 'no incident'}; by hand: ${row.byHand.detail} |`)
+  console.log(
+    `| ${leakLabel(row)} | ${row.delay} | ${formatLimit(row.limit)} | ${row.run} | ${row.oomKilled ? 'yes' : `no (${row.death})`} | ${fmt(row.livedMs, 0)} | ${yes(row.agent)} | ${margin(row.agent)} | ${yes(row.byHand)} | ${margin(row.byHand)} | ${ahead} | oomwatch: ${row.agent.detail ?? 'no incident'}; by hand: ${row.byHand.detail} |`,
+  )
 }
 console.log(`\n### Per cell (${runs} run${runs === 1 ? '' : 's'} each)\n`)
 console.log(`Margins over the runs won: median (min–max), ms.\n`)
-console.log(`| leak | delay (s) | limit | OOM-killed | oomwatch wins | oomwatch margin median (min–max) ms | by-hand wins | by-hand margin median (min–max) ms | oomwatch target |`)
+console.log(
+  `| leak | delay (s) | limit | OOM-killed | oomwatch wins | oomwatch margin median (min–max) ms | by-hand wins | by-hand margin median (min–max) ms | oomwatch target |`,
+)
 console.log(`|---|---|---|---|---|---|---|---|---|`)
 const verdicts = []
 for (const cell of cells) {
@@ -164,14 +210,20 @@ for (const cell of cells) {
   const wins = pick => mine.filter(row => won(row[pick])).length
   const check = verdict(cell, wins('agent'), mine.length)
   verdicts.push(check)
-  console.log(`| ${leakLabel(cell)} | ${cell.delay} | ${formatLimit(cell.limit)} | ${mine.filter(row => row.oomKilled).length}/${mine.length} | ${wins('agent')}/${mine.length} | ${stats('agent')} | ${wins('byHand')}/${mine.length} | ${stats('byHand')} | ${target(cell).text}: ${check.met ? 'met' : 'MISSED'} |`)
+  console.log(
+    `| ${leakLabel(cell)} | ${cell.delay} | ${formatLimit(cell.limit)} | ${mine.filter(row => row.oomKilled).length}/${mine.length} | ${wins('agent')}/${mine.length} | ${stats('agent')} | ${wins('byHand')}/${mine.length} | ${stats('byHand')} | ${target(cell).text}: ${check.met ? 'met' : 'MISSED'} |`,
+  )
 }
 if (voided.length) {
-  console.log(`\nVoid runs (not OOM-killed, run again): ${voided.map(row => `${cellLabel(row)} run ${row.run}: ${row.death}, pid ${row.pid}`).join('; ')}.`)
+  console.log(
+    `\nVoid runs (not OOM-killed, run again): ${voided.map(row => `${cellLabel(row)} run ${row.run}: ${row.death}, pid ${row.pid}`).join('; ')}.`,
+  )
 }
 const total = rows.filter(row => won(row.agent)).length
 console.log(`\noomwatch won ${total} of ${rows.length} runs; by hand ${rows.filter(row => won(row.byHand)).length} of ${rows.length}.`)
 console.log(`\nTargets (oomwatch wins per cell):\n`)
 for (const { line } of verdicts) console.log(`- ${line}`)
 const missed = verdicts.filter(({ met }) => !met).length
-console.log(`\n${missed ? `${missed} of ${verdicts.length} cells MISSED their target.` : `Every cell met its target (${verdicts.length} cells).`}`)
+console.log(
+  `\n${missed ? `${missed} of ${verdicts.length} cells MISSED their target.` : `Every cell met its target (${verdicts.length} cells).`}`,
+)

@@ -19,8 +19,8 @@ async function main(): Promise<number | undefined> {
     process.stderr.write(`oomwatch: ${error.message}\nRun oomwatch --help for every setting.\n`)
     return 2
   }
-  if ('help' in loaded) return void process.stdout.write(helpText()), 0
-  if ('version' in loaded) return void process.stdout.write(`${VERSION}\n`), 0
+  if ('help' in loaded) return (void process.stdout.write(helpText()), 0)
+  if ('version' in loaded) return (void process.stdout.write(`${VERSION}\n`), 0)
   const logger = createLogger(loaded.logLevel)
   let agent: Agent
   try {

@@ -53,7 +53,9 @@ function describe(event: OomwatchEvent): string {
     case 'error':
       return event.message
     case 'flamegraph':
-      return event.url ? `flame graph of incident ${event.incidentId} at ${event.url}` : `no flame graph for incident ${event.incidentId}: ${event.error?.message}`
+      return event.url
+        ? `flame graph of incident ${event.incidentId} at ${event.url}`
+        : `no flame graph for incident ${event.incidentId}: ${event.error?.message}`
     case 'action':
       return `${event.action} pid ${event.pid}: ${event.result}${event.detail ? ` (${event.detail})` : ''}; ${event.reason}`
   }

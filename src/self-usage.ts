@@ -35,7 +35,8 @@ export class SelfUsage {
       this.#samples++
       this.#usage = { pid: process.pid, rssBytes: stats.memory, ...(this.#samples > 1 && { cpuPercent: Math.round(stats.cpu * 10) / 10 }) }
     } catch {
-      /* c8 ignore next */ // /proc/self/stat is always there for a running process; keep the last figures
+      /* c8 ignore next */
+      // /proc/self/stat is always there for a running process; keep the last figures
     }
   }
 }

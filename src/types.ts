@@ -3,9 +3,6 @@
  * Byte figures are integers; an unlimited rlimit is the string `"unlimited"`.
  */
 
-
-
-
 /** Fields of `/proc/<pid>/status` that oomwatch uses. Absent fields are `undefined`. */
 export interface ProcStatus {
   name: string
@@ -33,9 +30,6 @@ export interface ProcStat {
   /** Resident set size in pages (field 24). */
   rssPages: number
 }
-
-
-
 
 /** One point of a memory series. `t` is a monotonic clock in milliseconds. */
 export interface Sample {

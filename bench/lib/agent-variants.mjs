@@ -48,7 +48,9 @@ for (let round = 0; round < rounds; round++) {
       fileMiB: kb('RssFile'),
     }
     results.get(variant.name).push(row)
-    console.error(`round ${round + 1} ${variant.name}: ${fmt(row.cpuPercent, 2)}% CPU, VmHWM ${fmt(row.hwmMiB)} MiB (anon ${fmt(row.anonMiB)}, file ${fmt(row.fileMiB)} at end)`)
+    console.error(
+      `round ${round + 1} ${variant.name}: ${fmt(row.cpuPercent, 2)}% CPU, VmHWM ${fmt(row.hwmMiB)} MiB (anon ${fmt(row.anonMiB)}, file ${fmt(row.fileMiB)} at end)`,
+    )
   }
 }
 await idle.stop()
@@ -56,10 +58,14 @@ await cgroup.remove()
 
 const base = results.get(variants[0].name)
 console.log(`${count} idle Python processes, ${rounds} rounds, CPU over ${duration} s after ${warmup} s; medians.\n`)
-console.log(`| variant | node flags | cli | CPU (% of a core) | CPU ÷ ${variants[0].name} | peak RSS VmHWM (MiB) | RSS at end (MiB) | anon / file at end (MiB) |`)
+console.log(
+  `| variant | node flags | cli | CPU (% of a core) | CPU ÷ ${variants[0].name} | peak RSS VmHWM (MiB) | RSS at end (MiB) | anon / file at end (MiB) |`,
+)
 console.log(`|---|---|---|---|---|---|---|---|`)
 for (const v of variants) {
   const rows = results.get(v.name)
   const m = key => median(rows.map(r => r[key]))
-  console.log(`| ${v.name} | ${v.nodeArgs.join(' ') || '—'} | ${v.cli ?? 'dist/cli.js'} | ${fmt(m('cpuPercent'), 2)} | ${fmt(m('cpuPercent') / median(base.map(r => r.cpuPercent)), 2)} | ${fmt(m('hwmMiB'))} | ${fmt(m('rssMiB'))} | ${fmt(m('anonMiB'))} / ${fmt(m('fileMiB'))} |`)
+  console.log(
+    `| ${v.name} | ${v.nodeArgs.join(' ') || '—'} | ${v.cli ?? 'dist/cli.js'} | ${fmt(m('cpuPercent'), 2)} | ${fmt(m('cpuPercent') / median(base.map(r => r.cpuPercent)), 2)} | ${fmt(m('hwmMiB'))} | ${fmt(m('rssMiB'))} | ${fmt(m('anonMiB'))} / ${fmt(m('fileMiB'))} |`,
+  )
 }

@@ -27,7 +27,10 @@ PRESETS.default = [...PRESETS.paced, ...PRESETS['first-instant']]
 
 function quantity(text, units, what) {
   const match = /^(\d+(?:\.\d+)?)([A-Za-z]*)$/.exec(String(text).trim())
-  if (!match || !(match[2] in units)) throw new Error(`bad ${what} '${text}': a number${Object.keys(units).filter(Boolean).length ? ` with an optional ${Object.keys(units).filter(Boolean).join('/')} suffix` : ''}`)
+  if (!match || !(match[2] in units))
+    throw new Error(
+      `bad ${what} '${text}': a number${Object.keys(units).filter(Boolean).length ? ` with an optional ${Object.keys(units).filter(Boolean).join('/')} suffix` : ''}`,
+    )
   return Math.round(Number(match[1]) * units[match[2]])
 }
 
@@ -49,7 +52,10 @@ export function cellsFrom(args, fallback = 'default') {
   const list = option(args, 'cells', undefined)
   let specs
   if (list !== undefined) {
-    specs = list.split(',').filter(Boolean).flatMap(item => PRESETS[item] ?? [item])
+    specs = list
+      .split(',')
+      .filter(Boolean)
+      .flatMap(item => PRESETS[item] ?? [item])
   } else if (['rates', 'modes', 'delays', 'delay', 'limits'].some(name => option(args, name, undefined) !== undefined)) {
     const rates = option(args, 'rates', '40M,200M,0').split(',')
     const modes = option(args, 'modes', 'plain,daemon').split(',')
@@ -68,10 +74,12 @@ export const sameCell = (a, b) => a.rate === b.rate && a.mode === b.mode && a.de
 /** A cell's name in file and cgroup names. */
 export const cellId = ({ rate, mode, delay, limit }) => `${rate}-${mode}-d${delay}-L${limit}`
 
-export const formatLimit = bytes => (bytes % (1 << 30) === 0 ? `${bytes / (1 << 30)} GiB` : bytes % MiB === 0 ? `${bytes / MiB} MiB` : `${bytes} B`)
+export const formatLimit = bytes =>
+  bytes % (1 << 30) === 0 ? `${bytes / (1 << 30)} GiB` : bytes % MiB === 0 ? `${bytes / MiB} MiB` : `${bytes} B`
 
 /** The leak, as the tables name it: rate and mode (delay and limit have their own columns). */
-export const leakLabel = ({ rate, mode }) => `${rate ? `${rate / 1e6} MB/s` : 'unthrottled'}, ${mode === 'daemon' ? 'daemonized' : 'direct'}`
+export const leakLabel = ({ rate, mode }) =>
+  `${rate ? `${rate / 1e6} MB/s` : 'unthrottled'}, ${mode === 'daemon' ? 'daemonized' : 'direct'}`
 
 /** The whole cell in words, for progress lines. */
 export const cellLabel = cell => `${leakLabel(cell)}, delay ${cell.delay} s, ${formatLimit(cell.limit)}`
@@ -93,7 +101,10 @@ export function target(cell) {
 export function verdict(cell, wins, runs) {
   const { share, text } = target(cell)
   const met = runs > 0 && wins >= share * runs - 1e-9
-  return { met, line: `${cellLabel(cell)}: oomwatch won ${wins}/${runs}, target ${text}: ${met ? 'met' : 'MISSED'}${runs > 0 && runs < 20 && share < 1 ? ` (on ${runs} run${runs === 1 ? '' : 's'}: at 95% that is every run; the target is set on 20)` : ''}` }
+  return {
+    met,
+    line: `${cellLabel(cell)}: oomwatch won ${wins}/${runs}, target ${text}: ${met ? 'met' : 'MISSED'}${runs > 0 && runs < 20 && share < 1 ? ` (on ${runs} run${runs === 1 ? '' : 's'}: at 95% that is every run; the target is set on 20)` : ''}`,
+  }
 }
 
 /** Entries of the leaking table: enough to go far past `limit` (10 million is ~700 MB of set, for 256 MiB). */

@@ -34,7 +34,8 @@ export const MiB = 1 << 20
  */
 export function isolate() {
   const args = process.argv.slice(2)
-  if (process.env.OOMWATCH_BENCH_ISOLATED || args.includes('--no-isolate')) return { isolated: Boolean(process.env.OOMWATCH_BENCH_ISOLATED), args: args.filter(a => a !== '--no-isolate') }
+  if (process.env.OOMWATCH_BENCH_ISOLATED || args.includes('--no-isolate'))
+    return { isolated: Boolean(process.env.OOMWATCH_BENCH_ISOLATED), args: args.filter(a => a !== '--no-isolate') }
   const probe = spawnSync('unshare', ['--pid', '--fork', '--mount-proc', 'true'])
   if (probe.status !== 0) {
     process.stderr.write('note: cannot make a PID namespace (unshare); watching the host /proc, other Python processes included\n')
@@ -69,7 +70,9 @@ export function positional(args, fallback) {
 
 /** The memory cgroup this process is in: v1 or v2, and its directory. */
 export function ownCgroup() {
-  const lines = readFileSync('/proc/self/cgroup', 'utf8').split('\n').map(line => line.split(':'))
+  const lines = readFileSync('/proc/self/cgroup', 'utf8')
+    .split('\n')
+    .map(line => line.split(':'))
   const v1 = lines.find(([, controllers]) => controllers?.split(',').includes('memory'))
   if (v1) return { version: 1, dir: join('/sys/fs/cgroup/memory', v1[2]) }
   return { version: 2, dir: join('/sys/fs/cgroup', lines.find(([id]) => id === '0')[2]) }
@@ -95,7 +98,10 @@ export function makeCgroup(name, limitBytes) {
   return {
     version: own.version,
     dir,
-    oomKills: () => Number(/^oom_kill (\d+)$/m.exec(readFileSync(join(dir, own.version === 1 ? 'memory.oom_control' : 'memory.events'), 'utf8'))?.[1] ?? 0),
+    oomKills: () =>
+      Number(
+        /^oom_kill (\d+)$/m.exec(readFileSync(join(dir, own.version === 1 ? 'memory.oom_control' : 'memory.events'), 'utf8'))?.[1] ?? 0,
+      ),
     wrap: command => ['sh', '-c', `echo $$ > ${join(dir, 'cgroup.procs')} && exec "$@"`, 'sh', ...command],
     async remove() {
       for (let attempt = 0; attempt < 100; attempt++) {
@@ -216,7 +222,13 @@ export function usageOf(pid) {
   const [utime, stime, cutime, cstime] = [11, 12, 13, 14].map(i => Number(fields[i]))
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')
   const kb = key => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024
-  return { ownTicks: utime + stime, childTicks: cutime + cstime, ticks: utime + stime + cutime + cstime, hwmBytes: kb('VmHWM'), rssBytes: kb('VmRSS') }
+  return {
+    ownTicks: utime + stime,
+    childTicks: cutime + cstime,
+    ticks: utime + stime + cutime + cstime,
+    hwmBytes: kb('VmHWM'),
+    rssBytes: kb('VmRSS'),
+  }
 }
 
 /** The node flags on the `#!/usr/bin/env -S node ...` line of a built cli.js: how the image runs it. */
@@ -231,7 +243,15 @@ export function shippedNodeFlags(cli = join(ROOT, 'dist/cli.js')) {
  * `shippedFlags: false` runs it with `nodeArgs` alone; `node`: another Node binary than
  * this one. Resolves once it listens, with its port.
  */
-export async function startAgentProcess({ nodeArgs = [], shippedFlags = true, args = [], env = {}, cli = join(ROOT, 'dist/cli.js'), stderr = 'inherit', node = process.execPath } = {}) {
+export async function startAgentProcess({
+  nodeArgs = [],
+  shippedFlags = true,
+  args = [],
+  env = {},
+  cli = join(ROOT, 'dist/cli.js'),
+  stderr = 'inherit',
+  node = process.execPath,
+} = {}) {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('OOMWATCH_')))
   const flags = [...(shippedFlags ? shippedNodeFlags(cli) : []), ...nodeArgs]
   const child = spawn(node, [...flags, cli, '--port', '0', ...args], { stdio: ['ignore', 'pipe', stderr], env: { ...clean, ...env } })
@@ -284,10 +304,12 @@ export async function spawnIdlePythons(count, cgroup) {
     const [bin, ...args] = cgroup.wrap([PYTHON, DAEMON, '--entries', '0', '--delay', '0'])
     const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'ignore'] })
     children.push(child)
-    ready.push(new Promise((resolve, reject) => {
-      child.stdout.once('data', () => resolve())
-      child.once('exit', code => reject(new Error(`idle python exited (${code})`)))
-    }))
+    ready.push(
+      new Promise((resolve, reject) => {
+        child.stdout.once('data', () => resolve())
+        child.once('exit', code => reject(new Error(`idle python exited (${code})`)))
+      }),
+    )
     // Paced so that 200 interpreters starting at once do not swamp a 2-core machine
     // (1000 take ~70 s here, ~7.5 MiB of cgroup memory each).
     if (i % 10 === 9) await Promise.all(ready.slice(-10))
@@ -297,7 +319,9 @@ export async function spawnIdlePythons(count, cgroup) {
   return {
     pids: children.map(child => child.pid),
     async stop() {
-      const exits = children.map(child => (child.exitCode !== null || child.signalCode !== null ? undefined : new Promise(resolve => child.once('exit', resolve))))
+      const exits = children.map(child =>
+        child.exitCode !== null || child.signalCode !== null ? undefined : new Promise(resolve => child.once('exit', resolve)),
+      )
       for (const child of children) child.kill('SIGKILL')
       await Promise.all(exits)
     },

@@ -21,7 +21,11 @@ const fnTotals = new Map()
 const fileTotals = new Map()
 for (const [id, us] of self) {
   const { callFrame } = byId.get(id)
-  const where = callFrame.url.replace(/^file:\/\//, '').replace(/.*\/node_modules\/([^/]+)\/.*/, 'node_modules/$1').replace(/.*\/dist\//, 'dist/') || '(native/idle)'
+  const where =
+    callFrame.url
+      .replace(/^file:\/\//, '')
+      .replace(/.*\/node_modules\/([^/]+)\/.*/, 'node_modules/$1')
+      .replace(/.*\/dist\//, 'dist/') || '(native/idle)'
   const fn = `${callFrame.functionName || '(anonymous)'} ${where}${callFrame.url ? `:${callFrame.lineNumber + 1}` : ''}`
   fnTotals.set(fn, (fnTotals.get(fn) ?? 0) + us)
   fileTotals.set(where, (fileTotals.get(where) ?? 0) + us)
@@ -29,7 +33,8 @@ for (const [id, us] of self) {
 const busy = total - (fnTotals.get('(idle) (native/idle)') ?? 0)
 const show = (title, map) => {
   console.log(`\n${title} (ms; % of non-idle ${(busy / 1000).toFixed(0)} ms over ${(total / 1e6).toFixed(1)} s)`)
-  for (const [name, us] of [...map].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`${(us / 1000).toFixed(1).padStart(9)}  ${((us / busy) * 100).toFixed(1).padStart(5)}%  ${name}`)
+  for (const [name, us] of [...map].sort((a, b) => b[1] - a[1]).slice(0, top))
+    console.log(`${(us / 1000).toFixed(1).padStart(9)}  ${((us / busy) * 100).toFixed(1).padStart(5)}%  ${name}`)
 }
 show('self time by function', fnTotals)
 show('self time by file', fileTotals)

@@ -27,7 +27,9 @@ while (performance.now() - t0 < minutes * 60_000) {
   await sleep(every * 1000)
   const status = readFileSync(`/proc/${agent.pid}/status`, 'utf8')
   const mib = key => fmt(Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0) / 1024)
-  console.log(`| ${Math.round((performance.now() - t0) / 1000)} | ${mib('VmHWM')} | ${mib('VmRSS')} | ${mib('RssAnon')} | ${mib('RssFile')} |`)
+  console.log(
+    `| ${Math.round((performance.now() - t0) / 1000)} | ${mib('VmHWM')} | ${mib('VmRSS')} | ${mib('RssAnon')} | ${mib('RssFile')} |`,
+  )
 }
 await agent.stop()
 await idle.stop()

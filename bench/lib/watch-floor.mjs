@@ -15,9 +15,13 @@ const cgroups = new Map() // usage file -> { fd, bytes, members }
 const buf = Buffer.alloc(512)
 
 function usageFileOf(pid) {
-  const lines = readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').map(line => line.split(':'))
+  const lines = readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+    .split('\n')
+    .map(line => line.split(':'))
   const v1 = lines.find(([, controllers]) => controllers?.split(',').includes('memory'))
-  return v1 ? join('/sys/fs/cgroup/memory', v1[2], 'memory.usage_in_bytes') : join('/sys/fs/cgroup', lines.find(([id]) => id === '0')[2], 'memory.current')
+  return v1
+    ? join('/sys/fs/cgroup/memory', v1[2], 'memory.usage_in_bytes')
+    : join('/sys/fs/cgroup', lines.find(([id]) => id === '0')[2], 'memory.current')
 }
 
 function rssPages(stat) {
@@ -53,7 +57,7 @@ function scan() {
     pythons.delete(pid)
     closeSync(python.statFd)
     const cgroup = cgroups.get(python.cgroup)
-    if (--cgroup.members === 0) closeSync(cgroup.fd), cgroups.delete(python.cgroup)
+    if (--cgroup.members === 0) (closeSync(cgroup.fd), cgroups.delete(python.cgroup))
   }
 }
 

@@ -9,7 +9,12 @@ export type ClampResult = { result: 'done' } | { result: 'refused' | 'failed'; r
  */
 export async function setNofile(pid: number, soft: number, hard: number): Promise<ClampResult> {
   const run = await runChild({ bin: 'prlimit', args: ['--pid', String(pid), `--nofile=${soft}:${hard}`], timeoutMs: 5000 })
-  if (run.spawnError) return { result: 'failed', reason: `prlimit could not run: ${run.spawnError.code ?? run.spawnError.message}`, remedy: 'install util-linux (it provides prlimit) in the image' }
+  if (run.spawnError)
+    return {
+      result: 'failed',
+      reason: `prlimit could not run: ${run.spawnError.code ?? run.spawnError.message}`,
+      remedy: 'install util-linux (it provides prlimit) in the image',
+    }
   if (run.exitCode === 0) return { result: 'done' }
   const reason = run.stderr.trim() || `prlimit exited with ${run.exitCode}`
   if (/operation not permitted/i.test(reason)) {

@@ -26,7 +26,11 @@ export interface CaptureOptions {
 export async function captureStack(pid: number, options: CaptureOptions): Promise<StackCapture> {
   const bin = options.bin
   if (bin === undefined) {
-    return { threads: [], pyspyMs: 0, error: { code: 'PYSPY_MISSING', message: 'py-spy was not found when oomwatch started', remedy: INSTALL_REMEDY } }
+    return {
+      threads: [],
+      pyspyMs: 0,
+      error: { code: 'PYSPY_MISSING', message: 'py-spy was not found when oomwatch started', remedy: INSTALL_REMEDY },
+    }
   }
   const { timeoutMs, onSpawn, signal } = options
   const result = await runPyspy({ bin, args: ['dump', '--json', '--pid', String(pid)], timeoutMs, onSpawn, signal })
@@ -40,6 +44,10 @@ export async function captureStack(pid: number, options: CaptureOptions): Promis
     return { threads, pyspyMs, ...(culprit && { culprit }) }
   } catch (error) {
     /* c8 ignore next */ if (!(error instanceof DumpParseError)) throw error // only parse errors are expected here
-    return { threads: [], pyspyMs, error: { code: 'PYSPY_BAD_OUTPUT', message: error.message, remedy: 'check that OOMWATCH_PYSPY is py-spy 0.4 or later' } }
+    return {
+      threads: [],
+      pyspyMs,
+      error: { code: 'PYSPY_BAD_OUTPUT', message: error.message, remedy: 'check that OOMWATCH_PYSPY is py-spy 0.4 or later' },
+    }
   }
 }

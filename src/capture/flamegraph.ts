@@ -7,7 +7,6 @@ import { runPyspy } from './pyspy-run.js'
 import type { FlamegraphPayload, IncidentPayload } from '../protocol/events.js'
 import type { CaptureError, FlamegraphError } from '../protocol/values.js'
 
-
 /** Incident ids as the watcher makes them (`<pid>-<8 hex>`), and nothing that could leave the directory. */
 const INCIDENT_ID = /^[A-Za-z0-9_-]{1,64}$/
 /** py-spy record writes its SVG after the duration; this much more before it is killed. */
@@ -134,10 +133,18 @@ export class FlamegraphRecorder {
     const fail = (error: FlamegraphError) => emit({ type: 'flamegraph', incidentId, pid, error })
     if (this.#stopping.signal.aborted) return
     if (this.#busy) {
-      return fail({ code: 'FLAMEGRAPH_BUSY', message: 'another flame graph was being recorded', remedy: 'the stack in the incident is the one to read; flame graphs are one at a time' })
+      return fail({
+        code: 'FLAMEGRAPH_BUSY',
+        message: 'another flame graph was being recorded',
+        remedy: 'the stack in the incident is the one to read; flame graphs are one at a time',
+      })
     }
     if (!this.#options.isAlive(pid, startTime)) {
-      return fail({ code: 'FLAMEGRAPH_TARGET_GONE', message: `pid ${pid} was gone before the flame graph could start`, remedy: 'the stack in the incident was caught before it went' })
+      return fail({
+        code: 'FLAMEGRAPH_TARGET_GONE',
+        message: `pid ${pid} was gone before the flame graph could start`,
+        remedy: 'the stack in the incident was caught before it went',
+      })
     }
     let dir: string
     try {
@@ -146,13 +153,26 @@ export class FlamegraphRecorder {
       return fail({
         code: 'FLAMEGRAPH_NO_DIR',
         message: `no writable directory for flame graphs (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
-        remedy: 'set --journal-dir / OOMWATCH_JOURNAL_DIR to a writable volume (an emptyDir), or turn flame graphs off with OOMWATCH_FLAMEGRAPH=false',
+        remedy:
+          'set --journal-dir / OOMWATCH_JOURNAL_DIR to a writable volume (an emptyDir), or turn flame graphs off with OOMWATCH_FLAMEGRAPH=false',
       })
     }
     this.#busy = true
     const part = join(dir, `${incidentId}.svg.part`)
     try {
-      const args = ['record', '--pid', String(pid), '--duration', String(seconds), '--format', 'flamegraph', '--output', part, '--nonblocking', '--idle']
+      const args = [
+        'record',
+        '--pid',
+        String(pid),
+        '--duration',
+        String(seconds),
+        '--format',
+        'flamegraph',
+        '--output',
+        part,
+        '--nonblocking',
+        '--idle',
+      ]
       const result = await runPyspy({ bin, args, timeoutMs: seconds * 1000 + WRITE_GRACE_MS, signal: this.#stopping.signal })
       if (this.#stopping.signal.aborted) return
       if (result.exitCode !== 0 || result.timedOut || result.spawnError || !existsSync(part)) {

@@ -6,7 +6,6 @@ import { runPyspy } from './pyspy-run.js'
 import { runChild } from '../exec/run-child.js'
 import type { PyspyInfo } from '../protocol/values.js'
 
-
 /** The project's own install (`.venv/bin/py-spy` beside package.json), from src/ or dist/. */
 export const PROJECT_PYSPY = fileURLToPath(new URL('../../.venv/bin/py-spy', import.meta.url))
 
@@ -18,7 +17,13 @@ export const PROJECT_PYSPY = fileURLToPath(new URL('../../.venv/bin/py-spy', imp
 export async function locatePyspy(configured: string | undefined, pathEnv = process.env.PATH ?? ''): Promise<PyspyInfo> {
   const candidates: [string, 'config' | 'project' | 'path'][] = configured
     ? [[configured, 'config']]
-    : [[PROJECT_PYSPY, 'project'], ...pathEnv.split(delimiter).filter(Boolean).map(dir => [join(dir, 'py-spy'), 'path'] as [string, 'path'])]
+    : [
+        [PROJECT_PYSPY, 'project'],
+        ...pathEnv
+          .split(delimiter)
+          .filter(Boolean)
+          .map(dir => [join(dir, 'py-spy'), 'path'] as [string, 'path']),
+      ]
   for (const [candidate, source] of candidates) {
     if (!isExecutable(candidate)) continue
     const path = candidate.includes('/.pyenv/shims/') ? await resolveShim(candidate) : candidate
@@ -26,7 +31,10 @@ export async function locatePyspy(configured: string | undefined, pathEnv = proc
     const version = /py-spy (\S+)/.exec(result.stdout)?.[1]
     if (result.exitCode === 0 && version) return { path, version, source }
     if (source === 'config') {
-      return { error: `OOMWATCH_PYSPY=${configured} did not run as py-spy (exit ${result.exitCode}: ${result.stderr.trim().slice(0, 120)})`, remedy: REMEDY }
+      return {
+        error: `OOMWATCH_PYSPY=${configured} did not run as py-spy (exit ${result.exitCode}: ${result.stderr.trim().slice(0, 120)})`,
+        remedy: REMEDY,
+      }
     }
   }
   const where = configured ? `OOMWATCH_PYSPY=${configured} is not an executable file` : `py-spy is neither at ${PROJECT_PYSPY} nor on PATH`

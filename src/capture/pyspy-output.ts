@@ -1,6 +1,5 @@
 import type { CaptureError, PyThread } from '../protocol/values.js'
 
-
 /** Thrown by parseDump when py-spy's JSON is not what py-spy 0.4 prints. */
 export class DumpParseError extends Error {
   readonly code = 'PYSPY_BAD_OUTPUT'
@@ -42,7 +41,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null
 }
 
-export const INSTALL_REMEDY = 'install it in the project (python3 -m venv .venv && .venv/bin/pip install py-spy) or set OOMWATCH_PYSPY to its path'
+export const INSTALL_REMEDY =
+  'install it in the project (python3 -m venv .venv && .venv/bin/pip install py-spy) or set OOMWATCH_PYSPY to its path'
 
 /** What a finished py-spy run looked like, for classifying its failure. */
 export interface RunOutcome {
@@ -56,7 +56,11 @@ export interface RunOutcome {
 /** Names a failed py-spy run: a stable code, py-spy's own words, and the remedy. */
 export function classifyFailure(outcome: RunOutcome, bin: string, timeoutMs: number): CaptureError {
   if (outcome.spawnError) {
-    return { code: 'PYSPY_MISSING', message: `cannot run py-spy at ${bin}: ${outcome.spawnError.code ?? outcome.spawnError.message}`, remedy: INSTALL_REMEDY }
+    return {
+      code: 'PYSPY_MISSING',
+      message: `cannot run py-spy at ${bin}: ${outcome.spawnError.code ?? outcome.spawnError.message}`,
+      remedy: INSTALL_REMEDY,
+    }
   }
   if (outcome.timedOut) {
     return {
@@ -79,14 +83,16 @@ export function classifyFailure(outcome: RunOutcome, bin: string, timeoutMs: num
     return {
       code: 'TARGET_EXITED',
       message,
-      remedy: 'the process was gone before py-spy attached: capture earlier with a lower OOMWATCH_TRIGGER_FRACTION or a higher OOMWATCH_TRIGGER_SECONDS',
+      remedy:
+        'the process was gone before py-spy attached: capture earlier with a lower OOMWATCH_TRIGGER_FRACTION or a higher OOMWATCH_TRIGGER_SECONDS',
     }
   }
   if (/python version|python interpreter|not a python/i.test(message)) {
     return {
       code: 'NOT_PYTHON',
       message,
-      remedy: 'py-spy found no Python interpreter it supports in this process (CPython 2.7 and 3.x are supported); use OOMWATCH_MATCH to leave it out',
+      remedy:
+        'py-spy found no Python interpreter it supports in this process (CPython 2.7 and 3.x are supported); use OOMWATCH_MATCH to leave it out',
     }
   }
   return { code: 'PYSPY_FAILED', message, remedy: 'run the same py-spy dump by hand to see the whole error; report it if it persists' }

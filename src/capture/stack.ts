@@ -1,7 +1,5 @@
 import type { Culprit, PyThread } from '../protocol/values.js'
 
-
-
 /**
  * The likely culprit: the innermost frame of the thread holding the GIL (only it can
  * be allocating Python objects at that instant), else of an active thread, else of

@@ -122,13 +122,7 @@ function readText(io: CgroupIo, path: string): string {
 }
 
 /** Assembles the located cgroup, its identity from the directory's stat, and its limit. */
-function build(
-  io: CgroupIo,
-  version: 1 | 2,
-  chain: string[],
-  st: { dev: number; ino: number },
-  via: MemoryCgroup['via'],
-): MemoryCgroup {
+function build(io: CgroupIo, version: 1 | 2, chain: string[], st: { dev: number; ino: number }, via: MemoryCgroup['via']): MemoryCgroup {
   const cg: MemoryCgroup = { id: `${version}:${st.dev}:${st.ino}`, version, dir: chain[0] as string, via, chain }
   const limit = readLimit(cg, io)
   if (limit !== undefined) cg.limit = limit

@@ -38,8 +38,7 @@ export function helpText(): string {
   const column = Math.max(...heads.map(h => h.length)) + 2
   ROWS.forEach(([, setting], i) => {
     lines.push(`${(heads[i] as string).padEnd(column)}${setting.env}`)
-    const fallback =
-      setting.default === undefined ? `Unset: ${String(setting.unset)}.` : `Default: ${String(setting.default)}.`
+    const fallback = setting.default === undefined ? `Unset: ${String(setting.unset)}.` : `Default: ${String(setting.default)}.`
     lines.push(...wrap(`${setting.describe} ${fallback}`, DESCRIBE_INDENT))
   })
   for (const action of ACTIONS) {
@@ -48,4 +47,3 @@ export function helpText(): string {
   }
   return lines.join('\n') + '\n'
 }
-

@@ -32,10 +32,7 @@ function problem(setting: AnySetting, origin: Origin, reason: string): string {
  *   (these win over any problem)
  * @throws ConfigError listing every problem found, flags and variables alike
  */
-export function loadConfig(
-  argv: string[],
-  env: Record<string, string | undefined>,
-): Config | { help: true } | { version: true } {
+export function loadConfig(argv: string[], env: Record<string, string | undefined>): Config | { help: true } | { version: true } {
   const scanned = scanArgs(argv)
   if (scanned.action === 'help') return { help: true }
   if (scanned.action === 'version') return { version: true }
@@ -87,9 +84,7 @@ export function loadConfig(
   if (fastOrigin !== undefined && intervalOrigin !== undefined && (values.fastIntervalMs as number) > interval) {
     const { flag, env } = SETTINGS.intervalMs
     const from =
-      intervalOrigin.from === 'default'
-        ? `the default of --${flag} / ${env}`
-        : `from ${intervalOrigin.from === 'flag' ? `--${flag}` : env}`
+      intervalOrigin.from === 'default' ? `the default of --${flag} / ${env}` : `from ${intervalOrigin.from === 'flag' ? `--${flag}` : env}`
     problems.push(problem(SETTINGS.fastIntervalMs, fastOrigin, `expected at most the interval (${interval} ms, ${from})`))
   }
 

@@ -45,8 +45,15 @@ export class Metrics {
     const registers = [this.registry]
     // 1 s, not prom-client's 10 ms: the event-loop histogram's timer wakes the agent at that rate (each wake-up of Node costs ~0.15 ms of CPU here).
     collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 1000 })
-    new Gauge({ name: 'oomwatch_info', help: 'Always 1; the agent version is a label.', labelNames: ['version'], registers }).set({ version: sources.version }, 1)
-    new Gauge({ name: 'oomwatch_pyspy_available', help: '1 when py-spy was found at start (else incidents carry no stack).', registers }).set(sources.pyspyFound ? 1 : 0)
+    new Gauge({ name: 'oomwatch_info', help: 'Always 1; the agent version is a label.', labelNames: ['version'], registers }).set(
+      { version: sources.version },
+      1,
+    )
+    new Gauge({
+      name: 'oomwatch_pyspy_available',
+      help: '1 when py-spy was found at start (else incidents carry no stack).',
+      registers,
+    }).set(sources.pyspyFound ? 1 : 0)
     const labelNames = ['pid', 'command'] as const
     const perProcess = (name: string, help: string, value: (p: ProcessInfo) => number | undefined) =>
       new Gauge({
@@ -71,14 +78,33 @@ export class Metrics {
       },
     })
     perProcess('oomwatch_process_resident_memory_bytes', 'Resident set size of a watched Python process, bytes.', p => p.memory.rssBytes)
-    perProcess('oomwatch_process_memory_limit_bytes', "The memory limit the OOM killer enforces on a watched process (its container's cgroup, else the configured or host memory), bytes.", p => p.memory.limit.bytes)
+    perProcess(
+      'oomwatch_process_memory_limit_bytes',
+      "The memory limit the OOM killer enforces on a watched process (its container's cgroup, else the configured or host memory), bytes.",
+      p => p.memory.limit.bytes,
+    )
     perProcess('oomwatch_process_nofile_hard_limit', 'Hard RLIMIT_NOFILE of a watched process, in files (+Inf when unlimited).', p => {
       const hard = p.rlimits.NOFILE?.hard
       return hard === 'unlimited' ? Infinity : hard
     })
-    this.#incidents = new Counter({ name: 'oomwatch_incidents_total', help: 'Runaways caught, by trigger reason.', labelNames: ['reason'], registers })
-    this.#risks = new Counter({ name: 'oomwatch_risks_total', help: 'Risky rlimits found on watched processes, by rule.', labelNames: ['rule'], registers })
-    this.#captureSeconds = new Histogram({ name: 'oomwatch_capture_duration_seconds', help: "From an incident's trigger to its parsed stack, seconds.", buckets: CAPTURE_BUCKETS, registers })
+    this.#incidents = new Counter({
+      name: 'oomwatch_incidents_total',
+      help: 'Runaways caught, by trigger reason.',
+      labelNames: ['reason'],
+      registers,
+    })
+    this.#risks = new Counter({
+      name: 'oomwatch_risks_total',
+      help: 'Risky rlimits found on watched processes, by rule.',
+      labelNames: ['rule'],
+      registers,
+    })
+    this.#captureSeconds = new Histogram({
+      name: 'oomwatch_capture_duration_seconds',
+      help: "From an incident's trigger to its parsed stack, seconds.",
+      buckets: CAPTURE_BUCKETS,
+      registers,
+    })
     this.#pyspyFailures = new Counter({
       name: 'oomwatch_pyspy_failures_total',
       help: 'py-spy runs that failed, by error code and run (dump for the stack, record for a flame graph).',
@@ -86,7 +112,12 @@ export class Metrics {
       registers,
     })
     this.#oomKills = new Counter({ name: 'oomwatch_oom_kills_total', help: 'Watched processes the kernel OOM-killed.', registers })
-    this.#actions = new Counter({ name: 'oomwatch_actions_total', help: 'Actions taken (when enabled), by action and result.', labelNames: ['action', 'result'], registers })
+    this.#actions = new Counter({
+      name: 'oomwatch_actions_total',
+      help: 'Actions taken (when enabled), by action and result.',
+      labelNames: ['action', 'result'],
+      registers,
+    })
     new Gauge({
       name: 'oomwatch_websocket_clients',
       help: 'WebSocket clients connected now.',

@@ -58,7 +58,14 @@ export class MemoryHistory {
 
   /** Every kept point: the first frame a page gets. */
   history(): MemoryPayload {
-    return { type: 'memory', processes: [...this.#kept].map(([pid, kept]) => ({ pid, limitBytes: kept.limitBytes, points: kept.points.toArray().map(({ t, bytes }): [number, number] => [t, bytes]) })) }
+    return {
+      type: 'memory',
+      processes: [...this.#kept].map(([pid, kept]) => ({
+        pid,
+        limitBytes: kept.limitBytes,
+        points: kept.points.toArray().map(({ t, bytes }): [number, number] => [t, bytes]),
+      })),
+    }
   }
 }
 

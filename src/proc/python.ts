@@ -52,10 +52,7 @@ export function findLibpython(mapsText: string): string | undefined {
  * @param exe - the target of `/proc/<pid>/exe`
  * @param mapsText - the text of `/proc/<pid>/maps`
  */
-export function identifyPython(
-  exe: string | undefined,
-  mapsText: string | undefined,
-): PythonIdentity | undefined {
+export function identifyPython(exe: string | undefined, mapsText: string | undefined): PythonIdentity | undefined {
   if (exe !== undefined && isPythonExecutable(exe)) return { via: 'exe', detail: exe }
   const lib = mapsText === undefined ? undefined : findLibpython(mapsText)
   return lib === undefined ? undefined : { via: 'libpython', detail: lib }

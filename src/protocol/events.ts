@@ -1,5 +1,15 @@
 import type {
-  CaptureError, Culprit, FlamegraphError, MemoryLimit, PyspyInfo, PythonIdentity, PyThread, Risk, RlimitTable, RlimitValue, TriggerReason,
+  CaptureError,
+  Culprit,
+  FlamegraphError,
+  MemoryLimit,
+  PyspyInfo,
+  PythonIdentity,
+  PyThread,
+  Risk,
+  RlimitTable,
+  RlimitValue,
+  TriggerReason,
 } from './values.js'
 
 /**
@@ -186,7 +196,8 @@ export interface MemoryPayload {
 /** A memory frame as sent: stamped at the current seq, like a hello. */
 export type MemoryFrame = MemoryPayload & { seq: number; ts: string }
 
-export type EventPayload = HelloPayload | ClientErrorPayload | ProcessPayload | RiskPayload | IncidentPayload | ExitPayload | ActionPayload | FlamegraphPayload
+export type EventPayload =
+  HelloPayload | ClientErrorPayload | ProcessPayload | RiskPayload | IncidentPayload | ExitPayload | ActionPayload | FlamegraphPayload
 
 /** Events for one client only; they carry the current seq without taking one. */
 export type PerClient = HelloPayload | ClientErrorPayload

@@ -20,8 +20,15 @@ export function formatText(event: OomwatchEvent): string {
   const stamp = `(#${event.seq} ${event.ts})`
   switch (event.type) {
     case 'hello': {
-      const pyspy = 'path' in event.pyspy ? `py-spy ${event.pyspy.version} at ${event.pyspy.path}` : `py-spy missing: ${event.pyspy.error}; incidents will carry no stack`
-      const replay = event.replay ? [`replaying ${event.replay.count} events after #${event.replay.since}${event.replay.missed > 0 ? ` (${event.replay.missed} missed)` : ''}`] : []
+      const pyspy =
+        'path' in event.pyspy
+          ? `py-spy ${event.pyspy.version} at ${event.pyspy.path}`
+          : `py-spy missing: ${event.pyspy.error}; incidents will carry no stack`
+      const replay = event.replay
+        ? [
+            `replaying ${event.replay.count} events after #${event.replay.since}${event.replay.missed > 0 ? ` (${event.replay.missed} missed)` : ''}`,
+          ]
+        : []
       return lines(
         `oomwatch ${event.version} ${stamp}`,
         pyspy,
@@ -31,18 +38,29 @@ export function formatText(event: OomwatchEvent): string {
       )
     }
     case 'process':
-      return lines(`PROCESS pid ${event.pid} ${commandName(event.cmdline)} ${stamp}`, `  ${processLine(event)}`, `  ${event.cmdline.join(' ')}`)
+      return lines(
+        `PROCESS pid ${event.pid} ${commandName(event.cmdline)} ${stamp}`,
+        `  ${processLine(event)}`,
+        `  ${event.cmdline.join(' ')}`,
+      )
     case 'risk':
       return lines(`RISK pid ${event.pid} ${commandName(event.cmdline)}: ${event.rule} ${stamp}`, `  ${event.message}`)
     case 'incident':
       return formatIncident(event, stamp)
     case 'flamegraph':
       return event.url !== undefined
-        ? lines(`FLAME GRAPH of incident ${event.incidentId} (pid ${event.pid}) ${stamp}`, `  ${event.url} (recorded ${formatSeconds(event.durationMs ?? 0)})`)
-        : lines(`NO FLAME GRAPH for incident ${event.incidentId} (pid ${event.pid}) ${stamp}`, `  ${event.error?.code}: ${event.error?.message}`)
+        ? lines(
+            `FLAME GRAPH of incident ${event.incidentId} (pid ${event.pid}) ${stamp}`,
+            `  ${event.url} (recorded ${formatSeconds(event.durationMs ?? 0)})`,
+          )
+        : lines(
+            `NO FLAME GRAPH for incident ${event.incidentId} (pid ${event.pid}) ${stamp}`,
+            `  ${event.error?.code}: ${event.error?.message}`,
+          )
     case 'exit': {
       const what = event.oomKilled ? 'OOM-KILLED' : 'EXIT'
-      const detail = event.postMortem?.summary ?? `exited; peak RSS ${event.peakRssBytes === undefined ? 'unknown' : formatBytes(event.peakRssBytes)}`
+      const detail =
+        event.postMortem?.summary ?? `exited; peak RSS ${event.peakRssBytes === undefined ? 'unknown' : formatBytes(event.peakRssBytes)}`
       return lines(`${what} pid ${event.pid} ${commandName(event.cmdline)} ${stamp}`, `  ${detail}`)
     }
     case 'action':
@@ -75,7 +93,14 @@ function formatIncident(event: IncidentPayload, stamp: string): string {
     '',
     `rlimits: ${shown.length > 0 ? shown.map(name => rlimitText(name, event.rlimits)).join('; ') : 'not read'}`,
     ...event.risks.slice(0, 1).map(risk => `likely cause: ${risk.message}`),
-    ...(event.risks.length > 1 ? [`also: ${event.risks.slice(1).map(risk => risk.rule).join(', ')}`] : []),
+    ...(event.risks.length > 1
+      ? [
+          `also: ${event.risks
+            .slice(1)
+            .map(risk => risk.rule)
+            .join(', ')}`,
+        ]
+      : []),
     `capture: trigger to stack ${event.capture.triggerToStackMs} ms (py-spy ${event.capture.pyspyMs} ms)`,
   )
 }

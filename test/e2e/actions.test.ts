@@ -26,7 +26,10 @@ function rss(pid: number): number {
 }
 
 function nofile(pid: number): string {
-  return /Max open files\s+(\d+)\s+(\d+)/.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'))!.slice(1, 3).join(' ')
+  return /Max open files\s+(\d+)\s+(\d+)/
+    .exec(readFileSync(`/proc/${pid}/limits`, 'utf8'))!
+    .slice(1, 3)
+    .join(' ')
 }
 
 t.test('stop the runaway: oomwatch stops it, the kernel kills nothing, its neighbour lives on', async t => {
@@ -41,12 +44,28 @@ t.test('stop the runaway: oomwatch stops it, the kernel kills nothing, its neigh
   const [healthyBin, ...healthyArgs] = cgroup.wrap([PYTHON, LEAKY_DAEMON, '--entries', '0', '--label', label])
   const healthy = spawn(healthyBin!, healthyArgs, { stdio: 'ignore' })
   t.teardown(() => healthy.kill('SIGKILL'))
-  const [bin, ...args] = cgroup.wrap([PYTHON, LEAKY_DAEMON, '--entries', '10000000', '--rate', '40000000', '--delay', '1', '--label', label])
+  const [bin, ...args] = cgroup.wrap([
+    PYTHON,
+    LEAKY_DAEMON,
+    '--entries',
+    '10000000',
+    '--rate',
+    '40000000',
+    '--delay',
+    '1',
+    '--label',
+    label,
+  ])
   const leak = spawn(bin!, args, { stdio: 'ignore' })
   t.teardown(() => leak.kill('SIGKILL'))
 
   const action = (await client.waitFor(e => e.type === 'action' && e.pid === leak.pid)) as Action
-  t.match(action, { action: 'stop', result: 'done', detail: /ended by SIG(TERM|KILL)/, reason: /still predicted to reach the memory limit/ })
+  t.match(action, {
+    action: 'stop',
+    result: 'done',
+    detail: /ended by SIG(TERM|KILL)/,
+    reason: /still predicted to reach the memory limit/,
+  })
   const incident = await client.waitFor(e => e.type === 'incident' && e.pid === leak.pid)
   t.equal(action.incidentId, 'id' in incident ? incident.id : undefined, 'the action follows its incident')
   t.ok(incident.seq < action.seq, 'after the stack went out')
@@ -64,11 +83,27 @@ for (const fallback of ['stop', 'release'] as const) {
     const cgroup = makeTestCgroup(LIMIT)
     t.teardown(() => cgroup.remove())
     const label = `freeze-${fallback}-${process.pid}`
-    const agent = await startAgent({ OOMWATCH_ON_RUNAWAY: 'freeze', OOMWATCH_FREEZE_MAX_MS: '2500', OOMWATCH_FREEZE_FALLBACK: fallback, OOMWATCH_MATCH: label })
+    const agent = await startAgent({
+      OOMWATCH_ON_RUNAWAY: 'freeze',
+      OOMWATCH_FREEZE_MAX_MS: '2500',
+      OOMWATCH_FREEZE_FALLBACK: fallback,
+      OOMWATCH_MATCH: label,
+    })
     t.teardown(() => agent.stop())
     const client = await connect(agent.port)
     t.teardown(() => client.close())
-    const [bin, ...args] = cgroup.wrap([PYTHON, LEAKY_DAEMON, '--entries', '10000000', '--rate', '40000000', '--delay', '1', '--label', label])
+    const [bin, ...args] = cgroup.wrap([
+      PYTHON,
+      LEAKY_DAEMON,
+      '--entries',
+      '10000000',
+      '--rate',
+      '40000000',
+      '--delay',
+      '1',
+      '--label',
+      label,
+    ])
     const leak = spawn(bin!, args, { stdio: 'ignore' })
     t.teardown(() => leak.kill('SIGKILL'))
     const frozen = (await client.waitFor(e => e.type === 'action' && e.pid === leak.pid && e.action === 'freeze')) as Action
@@ -110,12 +145,18 @@ t.test('clamp NOFILE: lowered at first sight, and a child forked afterwards inhe
 
 t.test('clamp without CAP_SYS_RESOURCE: an action event says it was refused, and why', async t => {
   const out = join(t.testdir(), 'child-nofile')
-  const run = runCli([], { OOMWATCH_PORT: '0', OOMWATCH_CLAMP_NOFILE: '4096', OOMWATCH_MATCH: out }, { prefix: ['setpriv', '--bounding-set', '-sys_resource', '--inh-caps', '-sys_resource', '--pdeathsig', 'SIGKILL', '--'] })
+  const run = runCli(
+    [],
+    { OOMWATCH_PORT: '0', OOMWATCH_CLAMP_NOFILE: '4096', OOMWATCH_MATCH: out },
+    { prefix: ['setpriv', '--bounding-set', '-sys_resource', '--inh-caps', '-sys_resource', '--pdeathsig', 'SIGKILL', '--'] },
+  )
   t.teardown(() => run.child.kill('SIGKILL'))
   const { port } = (await run.line(line => typeof line.port === 'number')) as { port: number }
   const client = await connect(port)
   t.teardown(() => client.close())
-  const target = spawn('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', PYTHON, FORKS_LATER, '3600', out], { stdio: 'ignore' })
+  const target = spawn('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', PYTHON, FORKS_LATER, '3600', out], {
+    stdio: 'ignore',
+  })
   t.teardown(() => target.kill('SIGKILL'))
   const action = (await client.waitFor(e => e.type === 'action' && e.pid === target.pid)) as Action
   t.match(action, { action: 'clamp-rlimit', result: 'refused', detail: /Operation not permitted/, remedy: /SYS_RESOURCE/ })

@@ -23,9 +23,11 @@ import type { PyThread } from '../../src/protocol/values.js'
 const PYSPY = fileURLToPath(new URL('../../.venv/bin/py-spy', import.meta.url))
 const HOLD_HERE = fileURLToPath(new URL('../fixtures/python/hold_here.py', import.meta.url))
 /** The line of hold_here.py where the main thread waits. */
-const SLEEP_LINE = readFileSync(HOLD_HERE, 'utf8').split('\n').findIndex(line => line.includes('time.sleep(0.05)')) + 1
+const SLEEP_LINE =
+  readFileSync(HOLD_HERE, 'utf8')
+    .split('\n')
+    .findIndex(line => line.includes('time.sleep(0.05)')) + 1
 const fixture = (name: string) => readFileSync(fileURLToPath(new URL(`../fixtures/pyspy/${name}`, import.meta.url)), 'utf8')
-
 
 /** Starts `command`, killed at teardown whatever happens. */
 function start(t: Test, command: string, args: string[]): ChildProcess {
@@ -129,7 +131,12 @@ t.test('pickCulprit', async t => {
     id,
     active: false,
     ownsGil: false,
-    frames: fn ? [{ function: fn, file: `/app/${fn}.py`, line: id }, { function: '<module>', file: '/app/main.py', line: 1 }] : [],
+    frames: fn
+      ? [
+          { function: fn, file: `/app/${fn}.py`, line: id },
+          { function: '<module>', file: '/app/main.py', line: 1 },
+        ]
+      : [],
     ...flags,
   })
   t.match(
@@ -162,7 +169,12 @@ t.test('classifyFailure', async t => {
     const python = await startPython(t)
     const sleeper = start(t, 'sleep', ['1000'])
     const cases: [string, string[], string, string][] = [
-      ['a pid that does not exist', [PYSPY, 'dump', '--json', '--pid', String(await deadPid(t))], 'stderr-no-such-pid.txt', 'TARGET_EXITED'],
+      [
+        'a pid that does not exist',
+        [PYSPY, 'dump', '--json', '--pid', String(await deadPid(t))],
+        'stderr-no-such-pid.txt',
+        'TARGET_EXITED',
+      ],
       ['a process that is not Python', [PYSPY, 'dump', '--json', '--pid', String(sleeper.pid)], 'stderr-not-python.txt', 'NOT_PYTHON'],
       [
         'no CAP_SYS_PTRACE over a root Python process',
@@ -301,7 +313,10 @@ t.test('captureStack', async t => {
     const nowhere = join(dir, 'no-such-py-spy')
     const spawned: number[] = []
     const missing = await captureStack(1, { bin: nowhere, timeoutMs: 30_000, onSpawn: p => spawned.push(p) })
-    t.match(missing, { threads: [], error: { code: 'PYSPY_MISSING', message: `cannot run py-spy at ${nowhere}: ENOENT`, remedy: INSTALL_REMEDY } })
+    t.match(missing, {
+      threads: [],
+      error: { code: 'PYSPY_MISSING', message: `cannot run py-spy at ${nowhere}: ENOENT`, remedy: INSTALL_REMEDY },
+    })
     t.strictSame(spawned, [], 'nothing spawned, nothing reported')
     const notExecutable = join(dir, 'py-spy-not-executable')
     writeFileSync(notExecutable, '')
@@ -375,21 +390,27 @@ t.test('locatePyspy', async t => {
   t.test('PATH, when the project install is not there', async t => {
     // The one mock here: this machine has the project install, so fs hides it. Everything on PATH runs for real.
     const fs = await import('node:fs')
-    const { locatePyspy: locate } = await t.mockImport<typeof import('../../src/capture/pyspy-locate.js')>('../../src/capture/pyspy-locate.js', {
-      'node:fs': {
-        ...fs,
-        accessSync: (path: string, mode?: number) => {
-          if (path === PROJECT_PYSPY) throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' })
-          fs.accessSync(path, mode)
+    const { locatePyspy: locate } = await t.mockImport<typeof import('../../src/capture/pyspy-locate.js')>(
+      '../../src/capture/pyspy-locate.js',
+      {
+        'node:fs': {
+          ...fs,
+          accessSync: (path: string, mode?: number) => {
+            if (path === PROJECT_PYSPY) throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' })
+            fs.accessSync(path, mode)
+          },
         },
       },
-    })
+    )
     const dir = t.testdir({ bad: {}, good: {}, empty: {} })
     script(join(dir, 'bad'), 'py-spy', 'exit 1')
     const good = script(join(dir, 'good'), 'py-spy', 'echo "py-spy 9.9.9"')
     const path = ['', join(dir, 'empty'), join(dir, 'bad'), join(dir, 'good')].join(delimiter)
     t.strictSame(await locate(undefined, path), { path: good, version: '9.9.9', source: 'path' }, 'the first on PATH that runs as py-spy')
-    t.strictSame(await locate(undefined, join(dir, 'bad')), { error: `py-spy is neither at ${PROJECT_PYSPY} nor on PATH`, remedy: INSTALL_REMEDY })
+    t.strictSame(await locate(undefined, join(dir, 'bad')), {
+      error: `py-spy is neither at ${PROJECT_PYSPY} nor on PATH`,
+      remedy: INSTALL_REMEDY,
+    })
     t.strictSame(await locate(good, ''), { path: good, version: '9.9.9', source: 'config' }, 'a configured path still runs for real')
   })
 
@@ -430,7 +451,15 @@ t.test('buildIncident', async t => {
     risks,
     process: { threads: 1, hwmBytes: 160_000_000 },
     stack: {
-      threads: [{ id: 1, name: 'MainThread', active: true, ownsGil: true, frames: [{ function: 'fd_table_from_limit', file: '/app/leak.py', line: 12 }] }],
+      threads: [
+        {
+          id: 1,
+          name: 'MainThread',
+          active: true,
+          ownsGil: true,
+          frames: [{ function: 'fd_table_from_limit', file: '/app/leak.py', line: 12 }],
+        },
+      ],
       culprit: { function: 'fd_table_from_limit', file: '/app/leak.py', line: 12, threadId: 1, threadName: 'MainThread', why: 'x' },
       pyspyMs: 41.5,
     },
@@ -478,7 +507,12 @@ t.test('buildIncident', async t => {
 
   t.test('the stack failed: the error, no culprit', async t => {
     const error = { code: 'PTRACE_DENIED' as const, message: 'Permission denied', remedy: 'add SYS_PTRACE' }
-    const incident = buildIncident({ ...base, stack: { threads: [], pyspyMs: 3, error }, rssBytes: undefined, limit: { bytes: LIMIT, source: 'env' } })
+    const incident = buildIncident({
+      ...base,
+      stack: { threads: [], pyspyMs: 3, error },
+      rssBytes: undefined,
+      limit: { bytes: LIMIT, source: 'env' },
+    })
     t.strictSame(incident.capture.error, error)
     t.notOk('culprit' in incident)
     t.match(incident.summary, /^pid 4242 \(no stack: PTRACE_DENIED\) is growing memory/)

@@ -3,20 +3,19 @@ import { PYTHON } from '../helpers/python.js'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import {
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  rmdirSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ancestorDirs, locateMemoryCgroup } from '../../src/cgroup/locate.js'
-import { CgroupCounters, findMemoryCgroup, nodeIo, readLimit, toMemoryLimit, type CgroupIo, type MemoryCgroup } from '../../src/cgroup/memory-cgroup.js'
+import {
+  CgroupCounters,
+  findMemoryCgroup,
+  nodeIo,
+  readLimit,
+  toMemoryLimit,
+  type CgroupIo,
+  type MemoryCgroup,
+} from '../../src/cgroup/memory-cgroup.js'
 import { parseMountinfo, parseProcCgroup } from '../../src/cgroup/parse.js'
 
 const FIX = fileURLToPath(new URL('../fixtures/cgroup', import.meta.url))
@@ -32,7 +31,9 @@ const errno = (code: string): NodeJS.ErrnoException => Object.assign(new Error(`
 /** Real filesystem, except that paths under a rule's prefix fail with its errno code (most specific prefix first). */
 const failing = (rules: Record<string, string>): CgroupIo => {
   const check = (path: string): void => {
-    const hit = Object.keys(rules).filter(p => path.startsWith(p)).sort((x, y) => y.length - x.length)[0]
+    const hit = Object.keys(rules)
+      .filter(p => path.startsWith(p))
+      .sort((x, y) => y.length - x.length)[0]
     if (hit !== undefined) throw errno(rules[hit] as string)
   }
   return {
@@ -132,14 +133,28 @@ t.test('findMemoryCgroup on fixture trees', async t => {
 
   t.test('read failures other than gone/denied are reported', async t => {
     const v2 = `${FIX}/procfs-v2`
-    t.throws(() => findMemoryCgroup(v2, 100, failing({ [`${v2}/100/cgroup`]: 'EIO' })),
-      { code: 'CGROUP_READ', path: `${v2}/100/cgroup`, cause: { code: 'EIO' } })
-    t.throws(() => findMemoryCgroup(v2, 100, failing({ [`${v2}/100/cgroup`]: 'EACCES' })),
-      { code: 'CGROUP_READ', cause: { code: 'EACCES' } }, 'the cgroup file is world-readable: denied is a real error')
-    const noCode: CgroupIo = { ...nodeIo, stat: () => { throw new Error('no errno') } }
+    t.throws(() => findMemoryCgroup(v2, 100, failing({ [`${v2}/100/cgroup`]: 'EIO' })), {
+      code: 'CGROUP_READ',
+      path: `${v2}/100/cgroup`,
+      cause: { code: 'EIO' },
+    })
+    t.throws(
+      () => findMemoryCgroup(v2, 100, failing({ [`${v2}/100/cgroup`]: 'EACCES' })),
+      { code: 'CGROUP_READ', cause: { code: 'EACCES' } },
+      'the cgroup file is world-readable: denied is a real error',
+    )
+    const noCode: CgroupIo = {
+      ...nodeIo,
+      stat: () => {
+        throw new Error('no errno')
+      },
+    }
     t.throws(() => findMemoryCgroup(v2, 100, noCode), { code: 'CGROUP_READ', message: /^cannot read .*\/sys\/fs\/cgroup$/ })
-    t.throws(() => findMemoryCgroup(v2, 200, failing({ [`${v2}/200/root/sys/fs/cgroup/${POD}/memory.max`]: 'EACCES' })),
-      { code: 'CGROUP_READ', path: `${v2}/200/root/sys/fs/cgroup/${POD}/memory.max` }, 'a limit file we may not read')
+    t.throws(
+      () => findMemoryCgroup(v2, 200, failing({ [`${v2}/200/root/sys/fs/cgroup/${POD}/memory.max`]: 'EACCES' })),
+      { code: 'CGROUP_READ', path: `${v2}/200/root/sys/fs/cgroup/${POD}/memory.max` },
+      'a limit file we may not read',
+    )
   })
 })
 
@@ -149,9 +164,11 @@ t.test('agent-mount fallback (fixtures, injected EACCES)', async t => {
   // The agent's own mount table: the host's cgroup2 hierarchy, mounted at the fixture tree.
   const hostMount = `${FIX}/procfs-v2/200/root/sys/fs/cgroup`
   mkdirSync(`${proc}/self`)
-  writeFileSync(`${proc}/self/mountinfo`,
+  writeFileSync(
+    `${proc}/self/mountinfo`,
     '30 1 259:2 / / rw,relatime shared:1 - ext4 /dev/nvme0n1p2 rw\n' +
-    `33 24 0:27 / ${mangle(hostMount)} rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate\n`)
+      `33 24 0:27 / ${mangle(hostMount)} rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate\n`,
+  )
   const viaRoot = findMemoryCgroup(proc, 200)
   t.equal(viaRoot?.via, 'proc-root')
 
@@ -170,12 +187,21 @@ t.test('agent-mount fallback (fixtures, injected EACCES)', async t => {
 
   t.equal(findMemoryCgroup(proc, 200, failing({ [`${proc}/200/mountinfo`]: 'ESRCH' })), undefined, 'mountinfo gone: no fallback')
   t.equal(findMemoryCgroup(proc, 200, failing({ [`${proc}/200/root`]: 'ENOENT' })), undefined, 'root gone: no fallback')
-  t.equal(findMemoryCgroup(proc, 200, failing({ [`${proc}/200/root`]: 'EACCES', [`${hostMount}/${LEAF}`]: 'ENOENT' })), undefined,
-    'cgroup removed, seen through the agent mount')
-  t.throws(() => findMemoryCgroup(proc, 200, failing({ [`${proc}/200/root`]: 'EACCES', [hostMount]: 'EACCES' })),
-    { code: 'CGROUP_READ', path: `${hostMount}/${LEAF}`, cause: { code: 'EACCES' } }, 'denied in our own view too')
-  t.throws(() => findMemoryCgroup(`${FIX}/procfs-v2`, 100, failing({ [`${FIX}/procfs-v2/100/root`]: 'EACCES' })),
-    { code: 'CGROUP_READ', path: `${FIX}/procfs-v2/self/mountinfo`, cause: { code: 'ENOENT' } }, 'own mountinfo unreadable')
+  t.equal(
+    findMemoryCgroup(proc, 200, failing({ [`${proc}/200/root`]: 'EACCES', [`${hostMount}/${LEAF}`]: 'ENOENT' })),
+    undefined,
+    'cgroup removed, seen through the agent mount',
+  )
+  t.throws(
+    () => findMemoryCgroup(proc, 200, failing({ [`${proc}/200/root`]: 'EACCES', [hostMount]: 'EACCES' })),
+    { code: 'CGROUP_READ', path: `${hostMount}/${LEAF}`, cause: { code: 'EACCES' } },
+    'denied in our own view too',
+  )
+  t.throws(
+    () => findMemoryCgroup(`${FIX}/procfs-v2`, 100, failing({ [`${FIX}/procfs-v2/100/root`]: 'EACCES' })),
+    { code: 'CGROUP_READ', path: `${FIX}/procfs-v2/self/mountinfo`, cause: { code: 'ENOENT' } },
+    'own mountinfo unreadable',
+  )
 })
 
 t.test('agent-mount fallback when the target has no mount showing its cgroup', async t => {
@@ -271,14 +297,20 @@ t.test('CgroupCounters on fixture trees', async t => {
     t.equal(c.oomKills(), 0)
     c.close()
 
-    t.throws(() => new CgroupCounters({ ...cg, dir: `${dir}/gone` }),
-      { code: 'CGROUP_READ', path: `${dir}/gone/memory.current`, cause: { code: 'ENOENT' } })
+    t.throws(() => new CgroupCounters({ ...cg, dir: `${dir}/gone` }), {
+      code: 'CGROUP_READ',
+      path: `${dir}/gone/memory.current`,
+      cause: { code: 'ENOENT' },
+    })
 
     const loop = t.testdir({ 'memory.usage_in_bytes': '1\n' })
     symlinkSync('memory.oom_control', `${loop}/memory.oom_control`) // a symlink to itself: ELOOP
     const before = fds()
-    t.throws(() => new CgroupCounters({ ...cg, version: 1, dir: loop }),
-      { code: 'CGROUP_READ', path: `${loop}/memory.oom_control`, cause: { code: 'ELOOP' } })
+    t.throws(() => new CgroupCounters({ ...cg, version: 1, dir: loop }), {
+      code: 'CGROUP_READ',
+      path: `${loop}/memory.oom_control`,
+      cause: { code: 'ELOOP' },
+    })
     t.equal(fds(), before, 'the usage descriptor opened first is closed again')
   })
 })
@@ -366,13 +398,10 @@ t.test('real cgroup: located through /proc/<pid>/root, counters survive the proc
   // cgroup where it is touched and does not move old charges along (this kernel rejects
   // memory.move_charge_at_immigrate), so a plain sleeper would show usage 0.
   // The real interpreter, not the pyenv shim: the shim's own processes share stdin and stdout.
-  const py = start(t, PYTHON, ['-c', [
-    'import sys, time',
-    'sys.stdin.readline()',
-    "x = b'x' * (8 << 20)",
-    "print('ready', flush=True)",
-    'time.sleep(60)',
-  ].join('\n')])
+  const py = start(t, PYTHON, [
+    '-c',
+    ['import sys, time', 'sys.stdin.readline()', "x = b'x' * (8 << 20)", "print('ready', flush=True)", 'time.sleep(60)'].join('\n'),
+  ])
   writeFileSync(join(cgroup.dir, 'cgroup.procs'), String(py.pid))
   py.proc.stdin?.write('go\n')
   await lineFrom(py.proc, 'ready')
@@ -414,16 +443,23 @@ t.test('real cgroup: located through /proc/<pid>/root, counters survive the proc
   t.type(counters.usage(), 'number')
 
   rmdirSync(cgroup.dir)
-  t.throws(() => counters.usage(), { code: 'CGROUP_READ', cause: { code: 'ENODEV' } },
-    'once the cgroup is removed the descriptors fail with ENODEV')
+  t.throws(
+    () => counters.usage(),
+    { code: 'CGROUP_READ', cause: { code: 'ENODEV' } },
+    'once the cgroup is removed the descriptors fail with ENODEV',
+  )
 })
 
 t.test('real cgroup: an OOM kill raises oomKills() by one', async t => {
   const cgroup = makeChildCgroup(t, 32 * MiB)
   // sh joins the cgroup, waits for the go-ahead, then becomes python: the allocation
   // happens inside the cgroup, and the pid we locate by is the one that gets killed.
-  const child = start(t, 'sh', ['-c',
-    'echo $$ > "$1/cgroup.procs" && read go && exec python3 -c "x = bytearray(100*1024*1024)"', 'sh', cgroup.dir])
+  const child = start(t, 'sh', [
+    '-c',
+    'echo $$ > "$1/cgroup.procs" && read go && exec python3 -c "x = bytearray(100*1024*1024)"',
+    'sh',
+    cgroup.dir,
+  ])
   await joined(child.pid, cgroup.dir)
   const cg = findMemoryCgroup('/proc', child.pid) as MemoryCgroup
   t.strictSame(cg.limit, { bytes: 32 * MiB, path: `${cg.dir}/memory.limit_in_bytes` })
@@ -452,11 +488,16 @@ t.test('real cgroup: an agent without ptrace rights falls back to its own mount'
   const script = fileURLToPath(new URL('../fixtures/cgroup/bin/find-memory-cgroup.ts', import.meta.url))
   const loader = process.execArgv.filter(a => a.includes('@tapjs/typescript'))
   const child = spawn(process.execPath, [...loader, script, '/proc', String(target.pid)], {
-    uid: 65534, gid: 65534, env, stdio: ['ignore', 'pipe', 'inherit'],
+    uid: 65534,
+    gid: 65534,
+    env,
+    stdio: ['ignore', 'pipe', 'inherit'],
   })
   let out = ''
-  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
-  const [code] = await once(child, 'exit') as [number | null]
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString()
+  })
+  const [code] = (await once(child, 'exit')) as [number | null]
   t.equal(code, 0, 'the unprivileged lookup ran')
   const result = JSON.parse(out) as { uid: number; cg: MemoryCgroup; counters: { usage: number; oomKills: number } }
   t.equal(result.uid, 65534)

@@ -20,7 +20,16 @@ function open(port: number, options: ConstructorParameters<typeof WebSocket>[2] 
 
 /** A synthetic event, sized to fill buffers: the transport is what is under test here. */
 function bulkyRisk(i: number, bytes: number): Omit<RiskPayload, 'seq' | 'ts'> {
-  return { type: 'risk', pid: 1_000_000 + i, cmdline: ['x'.repeat(bytes)], rule: 'bulk', rlimit: 'NOFILE', value: 1, threshold: 0, message: 'transport test' }
+  return {
+    type: 'risk',
+    pid: 1_000_000 + i,
+    cmdline: ['x'.repeat(bytes)],
+    rule: 'bulk',
+    rlimit: 'NOFILE',
+    value: 1,
+    threshold: 0,
+    message: 'transport test',
+  }
 }
 
 t.test('what a client sends gets an error frame, then a close; others are unaffected', async t => {
@@ -75,28 +84,46 @@ t.test('a slow client is closed with a reason; the others receive everything', a
   await healthy.waitFor(e => e.type === 'risk' && e.pid === 1_000_000 + count - 1)
   const received = healthy.events.filter(e => e.type === 'risk').map(e => e.seq)
   t.equal(received.length, count, 'the healthy client received every event')
-  t.same(received, [...received].sort((a, b) => a - b), 'in seq order')
+  t.same(
+    received,
+    [...received].sort((a, b) => a - b),
+    'in seq order',
+  )
   // The backlog check runs every second; resume reading only once it has closed the client,
   // so that the close frame (queued behind the backlog) can arrive.
   while (!agent.logs.some(line => line.msg === 'closing a client that does not keep up')) await sleep(50)
   ;(slow as unknown as { _socket: { resume(): void } })._socket.resume()
   const closed = await slowClosed
   t.ok(closed.code === 1013 || closed.code === 1006, `the slow client was closed (${closed.code})`)
-  t.ok(agent.logs.some(line => line.msg === 'closing a client that does not keep up'), 'and it was logged')
+  t.ok(
+    agent.logs.some(line => line.msg === 'closing a client that does not keep up'),
+    'and it was logged',
+  )
 })
 
 t.test('clients past the limit, from another origin, or without the token are refused before the upgrade', async t => {
-  const agent = await startAgent({ OOMWATCH_MAX_CLIENTS: '2', OOMWATCH_TOKEN: 's3cret', OOMWATCH_ALLOWED_ORIGINS: 'https://grafana.example' })
+  const agent = await startAgent({
+    OOMWATCH_MAX_CLIENTS: '2',
+    OOMWATCH_TOKEN: 's3cret',
+    OOMWATCH_ALLOWED_ORIGINS: 'https://grafana.example',
+  })
   t.teardown(() => agent.stop())
   const auth = { authorization: 'Bearer s3cret' }
   t.match(await refusal(agent.port, '/'), { status: 401, body: /Authorization: Bearer/ }, 'no token: 401')
   t.match(await refusal(agent.port, '/', { authorization: 'Bearer wrong' }), { status: 401 }, 'a wrong token: 401')
-  t.match(await refusal(agent.port, '/', { ...auth, origin: 'https://evil.example' }), { status: 403, body: /--allowed-origins/ }, 'a foreign origin: 403')
+  t.match(
+    await refusal(agent.port, '/', { ...auth, origin: 'https://evil.example' }),
+    { status: 403, body: /--allowed-origins/ },
+    'a foreign origin: 403',
+  )
   const a = await connect(agent.port, { headers: { ...auth, origin: 'https://grafana.example' } })
   t.teardown(() => a.close())
   const b = await connect(agent.port, { headers: { ...auth, origin: `http://127.0.0.1:${agent.port}` } })
   t.teardown(() => b.close())
-  t.pass('an allowed origin and the agent\'s own origin connect')
+  t.pass("an allowed origin and the agent's own origin connect")
   t.match(await refusal(agent.port, '/', auth), { status: 503, body: /2 clients already/ }, 'a third client: 503')
-  t.notOk(agent.logs.some(line => JSON.stringify(line).includes('s3cret')), 'the token is never logged')
+  t.notOk(
+    agent.logs.some(line => JSON.stringify(line).includes('s3cret')),
+    'the token is never logged',
+  )
 })

@@ -33,7 +33,18 @@ t.test('a wall-clock jump in the middle of a leak changes nothing but ts', async
   t.teardown(() => client.close())
   const cgroup = makeTestCgroup(256 * 1024 * 1024)
   t.teardown(() => cgroup.remove())
-  const [bin, ...args] = cgroup.wrap([PYTHON, LEAKY_DAEMON, '--entries', '10000000', '--rate', '40000000', '--delay', '1', '--label', label])
+  const [bin, ...args] = cgroup.wrap([
+    PYTHON,
+    LEAKY_DAEMON,
+    '--entries',
+    '10000000',
+    '--rate',
+    '40000000',
+    '--delay',
+    '1',
+    '--label',
+    label,
+  ])
   const leak = spawn(bin!, args, { stdio: 'ignore' })
   t.teardown(() => leak.kill('SIGKILL'))
   const seen = (await client.waitFor(e => e.type === 'process' && e.pid === leak.pid)) as ProcessPayload & Received
@@ -42,7 +53,10 @@ t.test('a wall-clock jump in the middle of a leak changes nothing but ts', async
   t.equal(incident.culprit?.function, 'fd_table_from_limit', 'the stack was caught')
   const rate = incident.memory.growthBytesPerSec / 1e6
   t.ok(rate > 20 && rate < 80, `the growth rate is the leak's ~40 MB/s (${rate.toFixed(1)})`)
-  t.ok(incident.memory.secondsToLimit !== null && incident.memory.secondsToLimit > 0 && incident.memory.secondsToLimit <= 3, 'the time to the limit is sane')
+  t.ok(
+    incident.memory.secondsToLimit !== null && incident.memory.secondsToLimit > 0 && incident.memory.secondsToLimit <= 3,
+    'the time to the limit is sane',
+  )
   t.ok(incident.seq > seen.seq, 'seq still increases')
   const jump = Date.parse(seen.ts) - Date.parse(incident.ts)
   t.ok(jump > 23 * 3600_000, `and ts went back a day (${Math.round(jump / 3600_000)} h)`)

@@ -50,7 +50,9 @@ async function watch(t: Test, cgroup: TestCgroup) {
 /** What the client received about one pid, in one line: why an awaited event is missing. */
 function seenOf(client: TestClient, pid: number): string {
   const mine = client.events.filter(e => 'pid' in e && e.pid === pid).map(e => e.type)
-  return mine.length > 0 ? `the client got ${mine.join(', ')} for pid ${pid}` : `the client got no event at all for pid ${pid} (the agent never saw it)`
+  return mine.length > 0
+    ? `the client got ${mine.join(', ')} for pid ${pid}`
+    : `the client got no event at all for pid ${pid} (the agent never saw it)`
 }
 
 /** One life of the first-instant leak in `cgroup`: started, and followed to its death. */
@@ -87,7 +89,11 @@ async function assertCaught(t: Test, client: TestClient, atIncident: AtIncident,
     return undefined
   }
   t.equal(atIncident.get(pid)?.alive, true, `${label}: the incident reached the client while the process was still alive`)
-  t.equal(atIncident.get(pid)?.oomKills, life.killsBefore, `${label}: and before the kernel's OOM killer struck (the oom_kill count had not risen)`)
+  t.equal(
+    atIncident.get(pid)?.oomKills,
+    life.killsBefore,
+    `${label}: and before the kernel's OOM killer struck (the oom_kill count had not risen)`,
+  )
   t.notOk(incident.capture.error, `${label}: py-spy captured the stack`, { error: incident.capture.error })
   t.equal(incident.culprit?.function, 'fd_table_from_limit', `${label}: the culprit is the leaking function`)
   t.match(incident.culprit?.file, /leaky_daemon\.py$/, `${label}: in the leaking file`)
@@ -166,7 +172,10 @@ t.test('a start-up that imports a large module set fires no incident', async t =
         t.ok(grew >= 20 * MiB, `start-up ${i + 1}: RSS really grew at start-up (${mib(grew)}, at least 20 MiB)`)
         await sleep(QUIET_MS)
         const incident = client.events.find((e): e is Incident => e.type === 'incident' && e.pid === child.pid)
-        t.notOk(incident, `start-up ${i + 1}: no incident in the ${QUIET_MS} ms after it was ready`, { summary: incident?.summary, memory: incident?.memory })
+        t.notOk(incident, `start-up ${i + 1}: no incident in the ${QUIET_MS} ms after it was ready`, {
+          summary: incident?.summary,
+          memory: incident?.memory,
+        })
         const seen = await client.waitFor(e => e.type === 'process' && e.pid === child.pid, 5000).catch(() => undefined)
         t.ok(seen, `start-up ${i + 1}: the agent saw it (a process event)`)
         child.kill('SIGKILL')
@@ -174,8 +183,16 @@ t.test('a start-up that imports a large module set fires no incident', async t =
       }
       // An incident that came late (after its 3 s) for an earlier start-up is counted too.
       const late = client.events.filter(e => e.type === 'incident' && started.includes(e.pid))
-      t.same(late.map(e => ('pid' in e ? e.pid : 0)), [], 'no incident for any start-up, at any time')
-      if (idle) t.notOk(client.events.some(e => e.type === 'incident' && e.pid === idle.pid), 'no incident for the idle process')
+      t.same(
+        late.map(e => ('pid' in e ? e.pid : 0)),
+        [],
+        'no incident for any start-up, at any time',
+      )
+      if (idle)
+        t.notOk(
+          client.events.some(e => e.type === 'incident' && e.pid === idle.pid),
+          'no incident for the idle process',
+        )
     })
   }
 })

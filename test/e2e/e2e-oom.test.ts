@@ -36,7 +36,16 @@ for (const leak of cases) {
     })
     t.teardown(() => client.close())
     const pidfile = join(t.testdir(), 'daemon.pid')
-    const command = [PYTHON, LEAKY_DAEMON, '--entries', ENTRIES, '--delay', '1', ...leak.args, ...(leak.daemonize ? ['--daemonize', '--pidfile', pidfile] : [])]
+    const command = [
+      PYTHON,
+      LEAKY_DAEMON,
+      '--entries',
+      ENTRIES,
+      '--delay',
+      '1',
+      ...leak.args,
+      ...(leak.daemonize ? ['--daemonize', '--pidfile', pidfile] : []),
+    ]
     const [bin, ...args] = cgroup.wrap(command)
     const child = spawn(bin!, args, { stdio: 'ignore' })
     const pid = leak.daemonize ? await readPidfile(pidfile) : child.pid!
@@ -56,7 +65,10 @@ for (const leak of cases) {
     t.match(incident.culprit?.file, /leaky_daemon\.py$/, 'in the leaking file')
     t.ok(incident.rlimits.NOFILE, 'the rlimit snapshot includes NOFILE')
     // The kernel's per-CPU RSS counters are read approximately: allow a few percent.
-    t.ok((incident.process.hwmBytes ?? 0) >= (incident.memory.rssBytes ?? Infinity) * 0.95, 'its peak RSS (VmHWM) is about the RSS at the trigger or more')
+    t.ok(
+      (incident.process.hwmBytes ?? 0) >= (incident.memory.rssBytes ?? Infinity) * 0.95,
+      'its peak RSS (VmHWM) is about the RSS at the trigger or more',
+    )
     t.equal(incident.memory.limitBytes, LIMIT, 'the limit is the cgroup limit')
     t.equal(incident.memory.limitSource, `cgroup-v${cgroup.version}`, 'and names its source')
     t.equal(exit.oomKilled, true, 'the exit event says OOM-killed')

@@ -44,11 +44,13 @@ async function runPod(t: Test, agentCaps: string[]) {
   t.teardown(() => client.close())
   const killsBefore = pod.appOomKills()
   await pod.startApp()
-  const proc = (await client.waitFor(e => e.type === 'process' && isLeak(e.cmdline)).catch((error: Error) => {
-    // Say why the agent did not see it: its warnings name the file it could not read.
-    const warnings = pod.logs.filter(l => l.level === 'warn').map(l => String(l.msg))
-    throw new Error(`${error.message}; the agent never reported the app process; its warnings: ${warnings.join(' | ') || 'none'}`)
-  })) as Process
+  const proc = (await client
+    .waitFor(e => e.type === 'process' && isLeak(e.cmdline))
+    .catch((error: Error) => {
+      // Say why the agent did not see it: its warnings name the file it could not read.
+      const warnings = pod.logs.filter(l => l.level === 'warn').map(l => String(l.msg))
+      throw new Error(`${error.message}; the agent never reported the app process; its warnings: ${warnings.join(' | ') || 'none'}`)
+    })) as Process
   const incident = (await client.waitFor(e => e.type === 'incident' && e.pid === proc.pid)) as Incident
   const exit = (await client.waitFor(e => e.type === 'exit' && e.pid === proc.pid, 60_000)) as Exit
   return { pod, proc, incident, exit, killsBefore, aliveAtIncident: aliveAtIncident.get(proc.pid) }
@@ -60,9 +62,16 @@ t.test('sidecar with CAP_SYS_PTRACE: the limit through /proc/<pid>/root, the sta
   t.equal(limit.bytes, LIMIT, "the process event carries the app container's own limit")
   t.equal(limit.source, `cgroup-v${pod.cgroupVersion}`, 'from its cgroup, not the Downward API fallback')
   t.equal(limit.via, 'proc-root', 'reached through the app process, as a sidecar must')
-  t.match(limit.path, new RegExp(`^/proc/${proc.pid}/root/sys/fs/cgroup/`), "the file is the app's /sys/fs/cgroup, seen through /proc/<pid>/root")
+  t.match(
+    limit.path,
+    new RegExp(`^/proc/${proc.pid}/root/sys/fs/cgroup/`),
+    "the file is the app's /sys/fs/cgroup, seen through /proc/<pid>/root",
+  )
 
-  t.equal(pod.appOomKills(), killsBefore + 1, 'the kernel OOM-killed the app (its cgroup oom_kill count rose by one)', { exit, pod: pod.stderr() })
+  t.equal(pod.appOomKills(), killsBefore + 1, 'the kernel OOM-killed the app (its cgroup oom_kill count rose by one)', {
+    exit,
+    pod: pod.stderr(),
+  })
   t.equal(aliveAtIncident, true, 'the incident reached the client while the app was still alive')
   t.notOk(incident.capture.error, 'py-spy captured the stack with only CAP_SYS_PTRACE')
   const functions = incident.threads.flatMap(thread => thread.frames.map(frame => frame.function))
@@ -72,7 +81,9 @@ t.test('sidecar with CAP_SYS_PTRACE: the limit through /proc/<pid>/root, the sta
   t.equal(incident.memory.limitSource, `cgroup-v${pod.cgroupVersion}`, "the incident's limit is the app's cgroup limit")
   t.equal(exit.oomKilled, true, 'the exit event says OOM-killed')
   t.equal(exit.lastIncidentId, incident.id, 'and names the incident')
-  t.comment(`reason ${incident.reason}, usage ${Math.round(incident.memory.fractionOfLimit * 100)}%, trigger-to-stack ${incident.capture.triggerToStackMs} ms`)
+  t.comment(
+    `reason ${incident.reason}, usage ${Math.round(incident.memory.fractionOfLimit * 100)}%, trigger-to-stack ${incident.capture.triggerToStackMs} ms`,
+  )
 })
 
 t.test('sidecar without CAP_SYS_PTRACE: the incident still arrives, naming the missing capability and the fix', async t => {

@@ -29,7 +29,10 @@ t.test('an idle Python process yields process, and no incident', async t => {
   t.equal(seen.memory.limit.via, 'proc-root')
   t.match(seen.memory.limit.path, cgroup.dir, 'the limit names the file it came from')
   await sleep(3000) // idle for a while: nothing to report
-  t.notOk(client.events.some(e => e.type === 'incident' && e.pid === pid), 'no incident for an idle process')
+  t.notOk(
+    client.events.some(e => e.type === 'incident' && e.pid === pid),
+    'no incident for an idle process',
+  )
   child.kill('SIGTERM')
   const exit = (await client.waitFor(e => e.type === 'exit' && e.pid === pid)) as ExitPayload & Received
   t.equal(exit.oomKilled, false, 'an ordinary exit is not an OOM kill')
@@ -51,17 +54,23 @@ t.test('processes that are not Python are never watched', async t => {
   await client.waitFor(e => e.type === 'process' && e.pid === python.pid)
   await sleep(1500) // three more scans
   for (const child of notPython) {
-    t.notOk(client.events.some(e => 'pid' in e && e.pid === child.pid), `no event for ${child.spawnargs.join(' ')}`)
+    t.notOk(
+      client.events.some(e => 'pid' in e && e.pid === child.pid),
+      `no event for ${child.spawnargs.join(' ')}`,
+    )
   }
   const late = await connect(agent.port)
   t.teardown(() => late.close())
   const hello = (await late.waitFor(e => e.type === 'hello')) as HelloPayload & Received
   const watched = hello.watching.map(p => p.pid)
   t.ok(watched.includes(python.pid!), 'hello lists the Python process')
-  t.notOk(notPython.some(child => watched.includes(child.pid!)), 'and none of the others')
+  t.notOk(
+    notPython.some(child => watched.includes(child.pid!)),
+    'and none of the others',
+  )
   t.notOk(watched.includes(process.pid), 'nor the agent itself')
   t.equal(hello.agent.pid, process.pid, "hello reports the agent's own pid")
-  t.ok((hello.agent.rssBytes ?? 0) > 10 << 20, "and its own RSS, as pidusage reads it")
+  t.ok((hello.agent.rssBytes ?? 0) > 10 << 20, 'and its own RSS, as pidusage reads it')
 })
 
 t.test('without a cgroup limit, OOMWATCH_MEMORY_LIMIT is the limit, and says so', async t => {

@@ -122,7 +122,10 @@ t.test('unreadable /proc and cgroup files are reported once, and watching goes o
   t.equal(about('4343/limits').length, 1, 'the unreadable limits file is reported once')
   t.match(about('4343/limits')[0], { level: 'warn', msg: /watching goes on/ })
   t.equal(about('memory.current').length, 1, 'the missing cgroup file is reported once')
-  t.notOk(client.events.some(e => e.type === 'process' && e.pid === 4343), 'the unreadable process is not watched')
+  t.notOk(
+    client.events.some(e => e.type === 'process' && e.pid === 4343),
+    'the unreadable process is not watched',
+  )
   writeFileSync(join(proc.cgroupDir(4242), 'memory.current'), '1\n')
   t.ok(isAlive(process.pid), 'the agent lives on')
 })

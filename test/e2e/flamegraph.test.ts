@@ -28,14 +28,30 @@ type Flamegraph = FlamegraphPayload & Received
 function leak(t: Test, label: string) {
   const cgroup = makeTestCgroup(LIMIT)
   t.teardown(() => cgroup.remove())
-  const [bin, ...args] = cgroup.wrap([PYTHON, LEAKY_DAEMON, '--entries', '10000000', '--rate', '40000000', '--delay', '1', '--label', label])
+  const [bin, ...args] = cgroup.wrap([
+    PYTHON,
+    LEAKY_DAEMON,
+    '--entries',
+    '10000000',
+    '--rate',
+    '40000000',
+    '--delay',
+    '1',
+    '--label',
+    label,
+  ])
   return spawn(bin!, args, { stdio: 'ignore' })
 }
 
 t.test('a real leak: the incident, then a flame graph of it, served as SVG; the SVG sits next to the journal', async t => {
   const journal = t.testdir()
   const label = `flamegraph-journal-${process.pid}`
-  const agent = await startAgent({ OOMWATCH_JOURNAL_DIR: journal, OOMWATCH_FLAMEGRAPH_SECONDS: '2', OOMWATCH_MATCH: label, OOMWATCH_TOKEN: 'sesame' })
+  const agent = await startAgent({
+    OOMWATCH_JOURNAL_DIR: journal,
+    OOMWATCH_FLAMEGRAPH_SECONDS: '2',
+    OOMWATCH_MATCH: label,
+    OOMWATCH_TOKEN: 'sesame',
+  })
   t.teardown(() => agent.stop())
   const client = await connect(agent.port, { headers: { authorization: 'Bearer sesame' } })
   t.teardown(() => client.close())
@@ -45,7 +61,10 @@ t.test('a real leak: the incident, then a flame graph of it, served as SVG; the 
   t.notOk(flamegraph.error, 'recorded')
   t.ok(flamegraph.seq > incident.seq, 'after the incident was out: it never delays the dump')
   t.equal(flamegraph.url, `/incidents/${incident.id}/flamegraph.svg`)
-  t.ok((flamegraph.durationMs ?? 0) > 0 && (flamegraph.durationMs ?? 0) < 2000 + 10_000, 'bounded by the configured seconds (and py-spy writing it)')
+  t.ok(
+    (flamegraph.durationMs ?? 0) > 0 && (flamegraph.durationMs ?? 0) < 2000 + 10_000,
+    'bounded by the configured seconds (and py-spy writing it)',
+  )
   const onDisk = join(journal, 'flamegraphs', `${incident.id}.svg`)
   t.ok(existsSync(onDisk), 'written next to the journal')
   t.same(readdirSync(join(journal, 'flamegraphs')), [`${incident.id}.svg`], 'and nothing else (no partial file)')
@@ -63,7 +82,11 @@ t.test('a real leak: the incident, then a flame graph of it, served as SVG; the 
   }
   const missing = await fetch(`http://127.0.0.1:${agent.port}/incidents/1-deadbeef/flamegraph.svg?token=sesame`)
   t.equal(missing.status, 404, 'an incident without one: 404')
-  t.equal((await fetch(`http://127.0.0.1:${agent.port}/incidents/..%2F..%2Fetc%2Fpasswd/flamegraph.svg?token=sesame`)).status, 404, 'a path is not an id')
+  t.equal(
+    (await fetch(`http://127.0.0.1:${agent.port}/incidents/..%2F..%2Fetc%2Fpasswd/flamegraph.svg?token=sesame`)).status,
+    404,
+    'a path is not an id',
+  )
 })
 
 t.test('without a journal: a temporary directory of the agent, removed at stop', async t => {
@@ -96,7 +119,10 @@ t.test('OOMWATCH_FLAMEGRAPH=false: the incident and the OOM kill, no flame graph
   const pid = leak(t, label).pid!
   const incident = (await client.waitFor(e => e.type === 'incident' && e.pid === pid)) as Incident
   await client.waitFor(e => e.type === 'exit' && e.pid === pid, 60_000)
-  t.notOk(client.events.some(e => e.type === 'flamegraph'), 'no flamegraph event')
+  t.notOk(
+    client.events.some(e => e.type === 'flamegraph'),
+    'no flamegraph event',
+  )
   t.equal((await fetch(`http://127.0.0.1:${agent.port}/incidents/${incident.id}/flamegraph.svg`)).status, 404)
 })
 
@@ -177,7 +203,10 @@ t.test('FlamegraphRecorder with a stand-in py-spy', async t => {
   })
 
   t.test("py-spy's failure is the event's error, with its code; no partial file stays", async t => {
-    const { rec, events, next, incident, store } = recorder(t, 'echo partial > "$9"; echo "Error: Permission denied (os error 13)" >&2; exit 1')
+    const { rec, events, next, incident, store } = recorder(
+      t,
+      'echo partial > "$9"; echo "Error: Permission denied (os error 13)" >&2; exit 1',
+    )
     void rec.afterIncident(incident('3-aaaaaaaa'))
     await next(1)
     t.match(events[0], { incidentId: '3-aaaaaaaa', pid: INCIDENT.pid, error: { code: 'PTRACE_DENIED', message: /Permission denied/ } })

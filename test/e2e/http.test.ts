@@ -47,8 +47,15 @@ t.test('/livez and /readyz across the start and stop of the real agent', async t
   t.equal(seen['/livez'][0], 'refused', 'nothing answers while the agent starts (finding py-spy, opening the journal)')
   t.same(seen['/livez'].slice(1), [200], 'then live, and never a failure')
   t.equal(seen['/readyz'][0], 'refused')
-  t.ok(seen['/readyz'].slice(1).every(status => status === 503 || status === 200), `then 503 until the first scan is done, then 200: ${seen['/readyz'].join(' ')}`)
-  t.match(ready[1], /^ready\npy-spy 0\.4\.2 at \/.*py-spy\n$/, "readiness says which py-spy it found: its presence is known when it is ready")
+  t.ok(
+    seen['/readyz'].slice(1).every(status => status === 503 || status === 200),
+    `then 503 until the first scan is done, then 200: ${seen['/readyz'].join(' ')}`,
+  )
+  t.match(
+    ready[1],
+    /^ready\npy-spy 0\.4\.2 at \/.*py-spy\n$/,
+    'readiness says which py-spy it found: its presence is known when it is ready',
+  )
 
   run.child.kill('SIGTERM')
   const stopping: (number | 'refused')[] = []
@@ -57,7 +64,10 @@ t.test('/livez and /readyz across the start and stop of the real agent', async t
     if (answer[0] === 'refused') break
     if (answer[0] === 503) t.equal(answer[1], 'not live: stopping, or the watch loop has stalled\n')
   }
-  t.ok(stopping.every(status => status === 200 || status === 503 || status === 'refused'), `while stopping: ${stopping.join(' ')}`)
+  t.ok(
+    stopping.every(status => status === 200 || status === 503 || status === 'refused'),
+    `while stopping: ${stopping.join(' ')}`,
+  )
   t.equal((await run.done).code, 0)
 })
 
@@ -86,7 +96,11 @@ t.test('/livez fails once the agent stops; /readyz reports a missing py-spy with
   const status = { ready: true, live: true, readyNote: 'py-spy missing: not found; incidents will carry no stack' }
   const { port } = await serve(t, {}, { status })
   t.same(await probe(port, '/livez'), [200, 'ok\n'])
-  t.same(await probe(port, '/readyz'), [200, 'ready\npy-spy missing: not found; incidents will carry no stack\n'], 'ready, and says so in the body')
+  t.same(
+    await probe(port, '/readyz'),
+    [200, 'ready\npy-spy missing: not found; incidents will carry no stack\n'],
+    'ready, and says so in the body',
+  )
   status.live = false
   t.same(await probe(port, '/livez'), [503, 'not live: stopping, or the watch loop has stalled\n'])
 })
@@ -128,7 +142,11 @@ t.test('GET /: the live page for a browser, 426 for everything else', async t =>
   t.equal(other.status, 426, "curl's */* still gets Upgrade Required")
   t.match(await other.text(), /streams events over WebSocket/)
   const { port: bare } = await serve(t, {})
-  t.equal((await fetch(`http://127.0.0.1:${bare}/`, { headers: { accept: 'text/html' } })).status, 426, 'a server without a page: 426 as before')
+  t.equal(
+    (await fetch(`http://127.0.0.1:${bare}/`, { headers: { accept: 'text/html' } })).status,
+    426,
+    'a server without a page: 426 as before',
+  )
 })
 
 t.test("the page's script and style: on GET, with their type, nosniff, and no token (like the page)", async t => {
@@ -172,7 +190,11 @@ t.test('/metrics and flame graphs read their sources, behind the token', async t
 })
 
 /** Opens a WebSocket with subprotocols; resolves with the chosen one, or the refusal's status. */
-function open(port: number, protocols: string[], query = ''): Promise<{ ws?: WebSocket; protocol?: string; status?: number; frames: string[] }> {
+function open(
+  port: number,
+  protocols: string[],
+  query = '',
+): Promise<{ ws?: WebSocket; protocol?: string; status?: number; frames: string[] }> {
   return new Promise(resolve => {
     const frames: string[] = []
     const ws = new WebSocket(`ws://127.0.0.1:${port}/${query}`, protocols)
@@ -216,16 +238,30 @@ t.test('?memory=1: the kept history after the greeting, then each sample through
   t.teardown(() => (page.ws?.terminate(), plain.ws?.terminate()))
   while (page.frames.length < 2) await once(page.ws!, 'message')
   t.match(JSON.parse(page.frames[0]!), { type: 'hello', seq: 7 })
-  t.same(JSON.parse(page.frames[1]!), { type: 'memory', processes: [{ pid: 1, limitBytes: 1000, points: [[13_000, 175]] }], seq: 7, ts: JSON.parse(page.frames[1]!).ts })
+  t.same(JSON.parse(page.frames[1]!), {
+    type: 'memory',
+    processes: [{ pid: 1, limitBytes: 1000, points: [[13_000, 175]] }],
+    seq: 7,
+    ts: JSON.parse(page.frames[1]!).ts,
+  })
   const sample = hub.publish(memoryFrame([info(1, 180)], 14_000))
   t.equal(sample.seq, 7, 'a memory frame takes no seq: stamped at the current one')
-  const marker = hub.emit({ type: 'flamegraph', incidentId: 'inc-1', pid: 1, error: { code: 'FLAMEGRAPH_TARGET_GONE', message: 'marker', remedy: 'none' } })
+  const marker = hub.emit({
+    type: 'flamegraph',
+    incidentId: 'inc-1',
+    pid: 1,
+    error: { code: 'FLAMEGRAPH_TARGET_GONE', message: 'marker', remedy: 'none' },
+  })
   t.equal(marker.seq, 8, 'so the next event follows without a gap')
   while (page.frames.length < 4) await once(page.ws!, 'message')
   t.same(Object.keys(JSON.parse(page.frames[2]!)), ['type', 'processes', 'seq', 'ts'], 'the frame as before')
   t.same(JSON.parse(page.frames[2]!), { ...sample }, 'one point per process per sample')
   t.match(JSON.parse(page.frames[3]!), { type: 'flamegraph', seq: 8 })
   while (plain.frames.length < 2) await once(plain.ws!, 'message')
-  t.same(plain.frames.map(f => JSON.parse(f).type), ['hello', 'flamegraph'], 'a client that did not ask gets no memory frames')
+  t.same(
+    plain.frames.map(f => JSON.parse(f).type),
+    ['hello', 'flamegraph'],
+    'a client that did not ask gets no memory frames',
+  )
   t.same(history.history().processes[0]?.points.at(-1), [14_000, 180], 'the history kept the sample')
 })

@@ -15,23 +15,40 @@ const binName = Object.keys(pkg.bin)[0]!
 const binPath = pkg.bin[binName]!
 
 t.test("the runtime stage's files run on this Node with a read-only root", async t => {
-  if (process.getuid?.() !== 0) throw new Error('this test needs root: it runs the agent in a private mount namespace with a read-only root')
+  if (process.getuid?.() !== 0)
+    throw new Error('this test needs root: it runs the agent in a private mount namespace with a read-only root')
   const image = t.testdir()
   // The build stage: npm run build, into the image tree.
-  execFileSync(process.execPath, [join(REPO, 'node_modules/typescript/bin/tsc'), '-p', join(REPO, 'tsconfig.build.json'), '--outDir', join(image, 'dist')], { stdio: 'pipe' })
+  execFileSync(
+    process.execPath,
+    [join(REPO, 'node_modules/typescript/bin/tsc'), '-p', join(REPO, 'tsconfig.build.json'), '--outDir', join(image, 'dist')],
+    { stdio: 'pipe' },
+  )
   // and the live page (package.json's build script): its module for the browser, its HTML and CSS.
   const web = join(image, 'dist/page/web')
-  execFileSync(process.execPath, [join(REPO, 'node_modules/typescript/bin/tsc'), '-p', join(REPO, 'tsconfig.page.json'), '--outDir', web], { stdio: 'pipe' })
+  execFileSync(process.execPath, [join(REPO, 'node_modules/typescript/bin/tsc'), '-p', join(REPO, 'tsconfig.page.json'), '--outDir', web], {
+    stdio: 'pipe',
+  })
   for (const file of ['index.html', 'page.css']) copyFileSync(join(REPO, 'src/page', file), join(web, file))
   // The deps stage: production dependencies only.
   copyFileSync(join(REPO, 'package.json'), join(image, 'package.json'))
   copyFileSync(join(REPO, 'package-lock.json'), join(image, 'package-lock.json'))
-  execFileSync('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: image, stdio: 'pipe' })
+  execFileSync('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], {
+    cwd: image,
+    stdio: 'pipe',
+  })
   const cli = join(image, binPath)
 
   // The image's environment, none of the test runner's: its spawn hook puts a loader that
   // writes under .tap in every child's NODE_OPTIONS, so the shell unsets it.
-  const inReadOnlyRoot = (command: string[]) => ['unshare', '--mount', '--', 'sh', '-c', `${readOnlyRoot([])}\nunset NODE_OPTIONS\nexec ${command.map(q).join(' ')}`]
+  const inReadOnlyRoot = (command: string[]) => [
+    'unshare',
+    '--mount',
+    '--',
+    'sh',
+    '-c',
+    `${readOnlyRoot([])}\nunset NODE_OPTIONS\nexec ${command.map(q).join(' ')}`,
+  ]
   const env = { PATH: process.env.PATH, NODE_ENV: 'production', OOMWATCH_PYSPY: join(REPO, '.venv/bin/py-spy') }
   const [bin, ...args] = inReadOnlyRoot([process.execPath, cli, '--version'])
   t.equal(execFileSync(bin!, args, { encoding: 'utf8', env }).trim(), pkg.version, `${binName} --version prints the package version`)

@@ -18,7 +18,8 @@ type Families = Map<string, PromFamily>
 async function scrape(port: number, headers: Record<string, string> = { authorization: `Bearer ${TOKEN}` }): Promise<Families> {
   const res = await fetch(`http://127.0.0.1:${port}/metrics`, { headers })
   if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`)
-  if (!/^text\/plain; version=0\.0\.4/.test(res.headers.get('content-type') ?? '')) throw new Error(`content-type ${res.headers.get('content-type')}`)
+  if (!/^text\/plain; version=0\.0\.4/.test(res.headers.get('content-type') ?? ''))
+    throw new Error(`content-type ${res.headers.get('content-type')}`)
   return new Map(parsePrometheus(await res.text()).map(family => [family.name, family]))
 }
 
@@ -42,7 +43,13 @@ t.test('/metrics in Prometheus text: the families, their labels, and values that
   const label = `metrics-${process.pid}`
   // A steady process's RSS is as fresh as the last refresh (default 5 s): 500 ms, so the
   // figure is comparable with VmRSS read by the test moments later.
-  const agent = await startAgent({ OOMWATCH_MATCH: label, OOMWATCH_NOFILE_RISK: '4096', OOMWATCH_TOKEN: TOKEN, OOMWATCH_FLAMEGRAPH_SECONDS: '1', OOMWATCH_REFRESH_MS: '500' })
+  const agent = await startAgent({
+    OOMWATCH_MATCH: label,
+    OOMWATCH_NOFILE_RISK: '4096',
+    OOMWATCH_TOKEN: TOKEN,
+    OOMWATCH_FLAMEGRAPH_SECONDS: '1',
+    OOMWATCH_REFRESH_MS: '500',
+  })
   t.teardown(() => agent.stop())
   const client = await connect(agent.port, { headers: { authorization: `Bearer ${TOKEN}` } })
   t.teardown(() => client.close())
@@ -91,9 +98,17 @@ t.test('/metrics in Prometheus text: the families, their labels, and values that
   }
 
   const ours = { pid: String(pid), command: 'leaky_daemon.py' }
-  for (const name of ['oomwatch_process_resident_memory_bytes', 'oomwatch_process_memory_limit_bytes', 'oomwatch_process_nofile_hard_limit']) {
+  for (const name of [
+    'oomwatch_process_resident_memory_bytes',
+    'oomwatch_process_memory_limit_bytes',
+    'oomwatch_process_nofile_hard_limit',
+  ]) {
     const samples = families.get(name)!.metrics
-    t.same(samples.map(s => s.labels), [ours], `${name}: one series, labelled by pid and command name only`)
+    t.same(
+      samples.map(s => s.labels),
+      [ours],
+      `${name}: one series, labelled by pid and command name only`,
+    )
   }
   const rss = value(families, 'oomwatch_process_resident_memory_bytes', ours)!
   t.ok(Math.abs(rss - vmRss) <= vmRss * 0.1, `RSS ${rss} is the process's own VmRSS (${vmRss}), within the 10% an idle interpreter drifts`)

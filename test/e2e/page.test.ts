@@ -18,7 +18,12 @@ const TOKEN = 'page-token'
 
 t.test('the live page: connects, shows a watched process, then a real leak with its culprit', async t => {
   const label = `page-${process.pid}`
-  const agent = await startAgent({ OOMWATCH_TOKEN: TOKEN, OOMWATCH_MATCH: label, OOMWATCH_NOFILE_RISK: '4096', OOMWATCH_FLAMEGRAPH_SECONDS: '2' })
+  const agent = await startAgent({
+    OOMWATCH_TOKEN: TOKEN,
+    OOMWATCH_MATCH: label,
+    OOMWATCH_NOFILE_RISK: '4096',
+    OOMWATCH_FLAMEGRAPH_SECONDS: '2',
+  })
   t.teardown(() => agent.stop())
   const witness = await connect(agent.port, { headers: { authorization: `Bearer ${TOKEN}` } })
   t.teardown(() => witness.close())
@@ -27,7 +32,16 @@ t.test('the live page: connects, shows a watched process, then a real leak with 
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1366, height: 860 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   })
   t.teardown(() => context.close())
   const page = context.pages()[0] ?? (await context.newPage())
@@ -50,7 +64,18 @@ t.test('the live page: connects, shows a watched process, then a real leak with 
   const cgroup = makeTestCgroup(LIMIT)
   t.teardown(() => cgroup.remove())
   // Idle for a few seconds, then ~40 MB/s into the 256 MiB limit.
-  const [bin, ...args] = cgroup.wrap([PYTHON, LEAKY_DAEMON, '--entries', '10000000', '--rate', '40000000', '--delay', '4', '--label', label])
+  const [bin, ...args] = cgroup.wrap([
+    PYTHON,
+    LEAKY_DAEMON,
+    '--entries',
+    '10000000',
+    '--rate',
+    '40000000',
+    '--delay',
+    '4',
+    '--label',
+    label,
+  ])
   const pid = spawn(bin!, args, { stdio: 'ignore' }).pid!
 
   const card = page.locator(`#processes [data-pid="${pid}"]`)
@@ -65,7 +90,11 @@ t.test('the live page: connects, shows a watched process, then a real leak with 
   const incident = (await witness.waitFor(e => e.type === 'incident' && e.pid === pid)) as IncidentPayload & Received
   const culprit = page.locator(`#incidents [data-incident="${incident.id}"] .culprit`)
   await culprit.waitFor()
-  t.match(await culprit.innerText(), /fd_table_from_limit \(.*leaky_daemon\.py:\d+\)\s+← culprit/, "the incident's culprit function, marked in its stack")
+  t.match(
+    await culprit.innerText(),
+    /fd_table_from_limit \(.*leaky_daemon\.py:\d+\)\s+← culprit/,
+    "the incident's culprit function, marked in its stack",
+  )
   const stack = await page.locator(`#incidents [data-incident="${incident.id}"] pre.stack`).innerText()
   t.match(stack, /Thread \d+ \((idle|active|active\+gil)\): "MainThread"[\s\S]*serve \(/, 'the stack, laid out as py-spy dump prints it')
 

@@ -44,7 +44,10 @@ t.test('an incident caught with no client connected is replayed with ?since', as
   const hello = (await client.waitFor(e => e.type === 'hello')) as HelloPayload & Received
   const incident = (await client.waitFor(e => e.type === 'incident' && e.pid === pid)) as IncidentPayload & Received
   t.equal(incident.culprit?.function, 'fd_table_from_limit', 'the replayed incident has its stack')
-  t.ok(client.events.some(e => e.type === 'exit' && e.pid === pid && e.oomKilled), 'and its OOM-kill exit')
+  t.ok(
+    client.events.some(e => e.type === 'exit' && e.pid === pid && e.oomKilled),
+    'and its OOM-kill exit',
+  )
   t.match(hello.replay, { since: before, missed: 0 })
   t.equal(hello.replay?.count, hello.seq - before, 'every event since then is replayed')
   t.same(...seqsAfter(client, before), 'no gap, no duplicate')

@@ -22,7 +22,10 @@ t.test('live-tailing with the real wscat shows the incident, stack and rlimits',
     wscat.stdout.on('data', chunk => {
       printed += chunk
       // Only complete lines: a long event arrives in several chunks.
-      const lines = printed.split('\n').slice(0, -1).filter(line => line.startsWith('{'))
+      const lines = printed
+        .split('\n')
+        .slice(0, -1)
+        .filter(line => line.startsWith('{'))
       if (!leak && lines.some(line => JSON.parse(line).type === 'hello')) {
         const [bin, ...args] = cgroup.wrap([PYTHON, LEAKY_DAEMON, '--entries', '10000000', '--rate', '0', '--delay', '1'])
         leak = spawn(bin!, args, { stdio: 'ignore' })

@@ -65,7 +65,9 @@ export function runCli(args: string[], env: Record<string, string> = {}, options
       }
       waiters.push(check)
       check()
-      void done.then(() => found || reject(new Error(`exited without a matching line; stdout: ${stdout.slice(0, 2000)}; stderr: ${stderr}`)))
+      void done.then(
+        () => found || reject(new Error(`exited without a matching line; stdout: ${stdout.slice(0, 2000)}; stderr: ${stderr}`)),
+      )
     })
   return { child, done, line }
 }

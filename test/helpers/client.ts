@@ -17,7 +17,12 @@ export interface TestClient {
 
 export async function connect(
   port: number,
-  options: { headers?: Record<string, string>; query?: string; onEvent?: (event: Received) => void; parse?: (text: string) => unknown } = {},
+  options: {
+    headers?: Record<string, string>
+    query?: string
+    onEvent?: (event: Received) => void
+    parse?: (text: string) => unknown
+  } = {},
 ): Promise<TestClient> {
   const ws = new WebSocket(`ws://127.0.0.1:${port}/${options.query ? `?${options.query}` : ''}`, { headers: options.headers ?? {} })
   const events: Received[] = []
@@ -48,7 +53,11 @@ export async function connect(
         cleanup()
         const closed = client.closed ? ` (the connection closed: ${client.closed.code} ${client.closed.reason})` : ''
         const got = events.map(e => `${e.type}${'pid' in e ? `(${e.pid})` : ''}`)
-        reject(new Error(`no matching event within ${timeoutMs} ms${closed}; got ${got.length}: ${got.slice(0, 5).join(' ')} ... ${got.slice(-5).join(' ')}`))
+        reject(
+          new Error(
+            `no matching event within ${timeoutMs} ms${closed}; got ${got.length}: ${got.slice(0, 5).join(' ')} ... ${got.slice(-5).join(' ')}`,
+          ),
+        )
       }, timeoutMs)
       const cleanup = () => {
         clearTimeout(timer)

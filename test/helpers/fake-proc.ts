@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url'
 const FIXTURES = fileURLToPath(new URL('../fixtures/proc/', import.meta.url))
 
 /** cgroup v2 as a pod's app container sees it: its own cgroup at /sys/fs/cgroup (cgroup namespace root). */
-const V2_MOUNTINFO = '30 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n'
+const V2_MOUNTINFO =
+  '30 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n'
 
 /**
  * A procfs root in `dir` holding the captured python3.11 process 4242 (NOFILE hard

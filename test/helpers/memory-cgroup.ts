@@ -23,7 +23,9 @@ export function makeTestCgroup(limitBytes: number, name = `oomwatch-test-${proce
   const own = readFileSync('/proc/self/cgroup', 'utf8').split('\n')
   const v1 = own.map(line => line.split(':')).find(([, controllers]) => controllers?.split(',').includes('memory'))
   const version = v1 ? 1 : 2
-  const base = v1 ? join('/sys/fs/cgroup/memory', v1[2] ?? '') : join('/sys/fs/cgroup', own.find(line => line.startsWith('0::'))?.slice(3) ?? '')
+  const base = v1
+    ? join('/sys/fs/cgroup/memory', v1[2] ?? '')
+    : join('/sys/fs/cgroup', own.find(line => line.startsWith('0::'))?.slice(3) ?? '')
   const dir = join(base, name)
   try {
     if (version === 2) writeFileSync(join(base, 'cgroup.subtree_control'), '+memory')
@@ -31,7 +33,9 @@ export function makeTestCgroup(limitBytes: number, name = `oomwatch-test-${proce
     writeFileSync(join(dir, version === 1 ? 'memory.limit_in_bytes' : 'memory.max'), String(limitBytes))
     if (version === 2) writeFileSync(join(dir, 'memory.swap.max'), '0')
   } catch (error) {
-    throw new Error(`cannot make a memory cgroup at ${dir} (needs root and a writable cgroup v${version} below this process's): ${(error as Error).message}`)
+    throw new Error(
+      `cannot make a memory cgroup at ${dir} (needs root and a writable cgroup v${version} below this process's): ${(error as Error).message}`,
+    )
   }
   const oomKills = () => {
     const text = readFileSync(join(dir, version === 1 ? 'memory.oom_control' : 'memory.events'), 'utf8')

@@ -27,8 +27,20 @@ const CLI = join(REPO, 'src/cli.ts')
 
 /** containerd's (and Docker's) default capability set for a container that asks for nothing. */
 export const RUNTIME_DEFAULT_CAPS = [
-  'chown', 'dac_override', 'fsetid', 'fowner', 'mknod', 'net_raw', 'setgid',
-  'setuid', 'setfcap', 'setpcap', 'net_bind_service', 'sys_chroot', 'kill', 'audit_write',
+  'chown',
+  'dac_override',
+  'fsetid',
+  'fowner',
+  'mknod',
+  'net_raw',
+  'setgid',
+  'setuid',
+  'setfcap',
+  'setpcap',
+  'net_bind_service',
+  'sys_chroot',
+  'kill',
+  'audit_write',
 ]
 
 export interface PodOptions {
@@ -106,7 +118,9 @@ function makePodCgroups(appLimitBytes: number): PodCgroups {
   const own = readFileSync('/proc/self/cgroup', 'utf8').split('\n')
   const v1 = own.map(line => line.split(':')).find(([, controllers]) => controllers?.split(',').includes('memory'))
   const version = v1 ? 1 : 2
-  const base = v1 ? join('/sys/fs/cgroup/memory', v1[2] ?? '') : join('/sys/fs/cgroup', own.find(line => line.startsWith('0::'))?.slice(3) ?? '')
+  const base = v1
+    ? join('/sys/fs/cgroup/memory', v1[2] ?? '')
+    : join('/sys/fs/cgroup', own.find(line => line.startsWith('0::'))?.slice(3) ?? '')
   const pod = join(base, `oomwatch-pod-${process.pid}-${Date.now()}`)
   const app = join(pod, 'app')
   const agent = join(pod, 'agent')
@@ -119,7 +133,9 @@ function makePodCgroups(appLimitBytes: number): PodCgroups {
     writeFileSync(join(app, version === 1 ? 'memory.limit_in_bytes' : 'memory.max'), String(appLimitBytes))
     if (version === 2) writeFileSync(join(app, 'memory.swap.max'), '0')
   } catch (error) {
-    throw new Error(`cannot make the pod's memory cgroups at ${pod} (needs root and a writable cgroup v${version} below this process's): ${(error as Error).message}`)
+    throw new Error(
+      `cannot make the pod's memory cgroups at ${pod} (needs root and a writable cgroup v${version} below this process's): ${(error as Error).message}`,
+    )
   }
   return { version, pod, app, agent }
 }
@@ -295,7 +311,10 @@ export async function startPod(options: PodOptions, workdir: string): Promise<Si
       procsOf(cgroups.app).find(pid => {
         try {
           // NSpid: the pid in each namespace from the host's down; the last is the pod's.
-          const nspid = /^NSpid:\s+(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]?.trim().split(/\s+/)
+          const nspid = /^NSpid:\s+(.*)$/m
+            .exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]
+            ?.trim()
+            .split(/\s+/)
           return Number(nspid?.at(-1)) === podPid
         } catch {
           return false

@@ -3,8 +3,7 @@ import { readFileSync } from 'node:fs'
 import { CgroupClosedError, CgroupParseError, CgroupReadError, quote } from '../../src/cgroup/errors.js'
 import { parseBytes, parseKeyedCounters, parseLimit, parseMountinfo, parseProcCgroup } from '../../src/cgroup/parse.js'
 
-const fixture = (name: string): string =>
-  readFileSync(new URL(`../fixtures/cgroup/${name}`, import.meta.url), 'utf8')
+const fixture = (name: string): string => readFileSync(new URL(`../fixtures/cgroup/${name}`, import.meta.url), 'utf8')
 
 const throwsParse = (t: Test, fn: () => unknown, message: RegExp): void => {
   t.throws(fn, { code: 'CGROUP_PARSE', name: 'CgroupParseError', message })
@@ -41,7 +40,11 @@ t.test('parseProcCgroup', async t => {
   })
 
   t.test('bad input', async t => {
-    throwsParse(t, () => parseProcCgroup(fixture('procfs-odd/502/cgroup')), /^cannot parse \/proc\/<pid>\/cgroup: "this is not a cgroup file" \(expected id:controllers:path\)$/)
+    throwsParse(
+      t,
+      () => parseProcCgroup(fixture('procfs-odd/502/cgroup')),
+      /^cannot parse \/proc\/<pid>\/cgroup: "this is not a cgroup file" \(expected id:controllers:path\)$/,
+    )
     throwsParse(t, () => parseProcCgroup('0:/'), /expected id:controllers:path/)
     throwsParse(t, () => parseProcCgroup('x::/'), /hierarchy ID is not a number/)
     throwsParse(t, () => parseProcCgroup('0::relative'), /path is not absolute/)
@@ -53,24 +56,33 @@ t.test('parseMountinfo', async t => {
   t.test('captured on this machine', async t => {
     const mounts = parseMountinfo(fixture('files/v1-host-mountinfo'))
     t.equal(mounts.length, 19)
-    t.strictSame(mounts.find(m => m.superOptions.includes('memory')), {
-      root: '/',
-      mountPoint: '/sys/fs/cgroup/memory',
-      fsType: 'cgroup',
-      superOptions: ['rw', 'memory'],
-    })
-    t.strictSame(mounts.find(m => m.fsType === 'cgroup2'), {
-      root: '/',
-      mountPoint: '/sys/fs/cgroup/unified',
-      fsType: 'cgroup2',
-      superOptions: ['rw'],
-    })
+    t.strictSame(
+      mounts.find(m => m.superOptions.includes('memory')),
+      {
+        root: '/',
+        mountPoint: '/sys/fs/cgroup/memory',
+        fsType: 'cgroup',
+        superOptions: ['rw', 'memory'],
+      },
+    )
+    t.strictSame(
+      mounts.find(m => m.fsType === 'cgroup2'),
+      {
+        root: '/',
+        mountPoint: '/sys/fs/cgroup/unified',
+        fsType: 'cgroup2',
+        superOptions: ['rw'],
+      },
+    )
   })
 
   t.test('container with optional fields and a non-root mount root', async t => {
     const mounts = parseMountinfo(fixture('procfs-v1/300/mountinfo'))
     const memory = mounts.find(m => m.mountPoint === '/sys/fs/cgroup/memory')
-    t.equal(memory?.root, '/kubepods/burstable/pod7c1e2d3f-0a4b-4c5d-8e6f-90a1b2c3d4e5/3b5f6a7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192')
+    t.equal(
+      memory?.root,
+      '/kubepods/burstable/pod7c1e2d3f-0a4b-4c5d-8e6f-90a1b2c3d4e5/3b5f6a7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192',
+    )
     t.strictSame(memory?.superOptions, ['rw', 'memory'])
     t.equal(mounts[0]?.fsType, 'overlay')
   })
@@ -85,7 +97,11 @@ t.test('parseMountinfo', async t => {
   })
 
   t.test('bad input', async t => {
-    throwsParse(t, () => parseMountinfo(fixture('files/mountinfo-truncated')), /^cannot parse \/proc\/<pid>\/mountinfo: "33 31 0:27 \/ \/sys\/fs\/cgroup rw,nosuid"/)
+    throwsParse(
+      t,
+      () => parseMountinfo(fixture('files/mountinfo-truncated')),
+      /^cannot parse \/proc\/<pid>\/mountinfo: "33 31 0:27 \/ \/sys\/fs\/cgroup rw,nosuid"/,
+    )
     // A separator too early (fewer than 6 fields before it) is not a separator.
     throwsParse(t, () => parseMountinfo('1 2 0:1 / - cgroup2 cgroup2 rw'), /mountinfo/)
     // Trailing junk after the super options.
@@ -124,13 +140,22 @@ t.test('parseBytes', async t => {
 
 t.test('parseKeyedCounters', async t => {
   t.strictSame(parseKeyedCounters(fixture('files/v2-memory.events')), {
-    low: 0, high: 0, max: 17, oom: 2, oom_kill: 2, oom_group_kill: 0,
+    low: 0,
+    high: 0,
+    max: 17,
+    oom: 2,
+    oom_kill: 2,
+    oom_group_kill: 0,
   })
   t.strictSame(parseKeyedCounters(fixture('procfs-v1/300/root/sys/fs/cgroup/memory/memory.oom_control')), {
-    oom_kill_disable: 0, under_oom: 0, oom_kill: 3,
+    oom_kill_disable: 0,
+    under_oom: 0,
+    oom_kill: 3,
   })
   t.strictSame(parseKeyedCounters(fixture('files/v1-memory.oom_control')), {
-    oom_kill_disable: 0, under_oom: 0, oom_kill: 0,
+    oom_kill_disable: 0,
+    under_oom: 0,
+    oom_kill: 0,
   })
   t.strictSame(parseKeyedCounters(fixture('files/v1-memory.oom_control-old')), { oom_kill_disable: 0, under_oom: 0 })
   const v1stat = parseKeyedCounters(fixture('files/v1-memory.stat'))

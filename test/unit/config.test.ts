@@ -113,10 +113,7 @@ t.test('environment, and empty variables count as unset', async t => {
 
 t.test('flags override the environment; the last of a repeated flag wins', async t => {
   const env = { OOMWATCH_PORT: '1234', OOMWATCH_HOST: 'localhost', OOMWATCH_TOKEN: 'from-env', OOMWATCH_TRIGGER_SECONDS: '5' }
-  const c = config(
-    ['--port', '4321', '--token=from-flag', '--trigger-seconds', '1e-1', '--memory-limit', '1G', '--log-level', 'warn'],
-    env,
-  )
+  const c = config(['--port', '4321', '--token=from-flag', '--trigger-seconds', '1e-1', '--memory-limit', '1G', '--log-level', 'warn'], env)
   t.equal(c.port, 4321)
   t.equal(c.host, 'localhost')
   t.equal(c.token, 'from-flag')
@@ -231,7 +228,12 @@ t.test('integers and numbers parse strictly', async t => {
   for (const text of [' 0.5', '0.5 ', '0x1', 'Infinity', '1e999', '0', '0.0', '-0.5', '', 'NaN', '1/2', '+0.5']) {
     t.equal(problemsOf([`--trigger-fraction=${text}`]).length, 1, `fraction ${JSON.stringify(text)}`)
   }
-  for (const [text, n] of [['.5', 0.5], ['5e-1', 0.5], ['1.', 1], ['0.95', 0.95]] as const) {
+  for (const [text, n] of [
+    ['.5', 0.5],
+    ['5e-1', 0.5],
+    ['1.', 1],
+    ['0.95', 0.95],
+  ] as const) {
     t.equal(config([`--trigger-fraction=${text}`]).triggerFraction, n, `fraction ${text}`)
   }
   t.equal(config(['--trigger-seconds', '1e3']).triggerSeconds, 1000)
@@ -245,8 +247,12 @@ t.test('host', async t => {
 })
 
 t.test('beyond loopback, a token or an explicit --allow-unauthenticated is required', async t => {
-  t.match(problemsOf(['--host', '0.0.0.0']), [/^--host "0\.0\.0\.0": listening beyond loopback needs a token \(--token \/ OOMWATCH_TOKEN\), or --allow-unauthenticated/])
-  t.match(problemsOf([], { OOMWATCH_HOST: '10.1.2.3', OOMWATCH_ALLOW_UNAUTHENTICATED: 'false' }), [/^OOMWATCH_HOST="10\.1\.2\.3": listening beyond loopback/])
+  t.match(problemsOf(['--host', '0.0.0.0']), [
+    /^--host "0\.0\.0\.0": listening beyond loopback needs a token \(--token \/ OOMWATCH_TOKEN\), or --allow-unauthenticated/,
+  ])
+  t.match(problemsOf([], { OOMWATCH_HOST: '10.1.2.3', OOMWATCH_ALLOW_UNAUTHENTICATED: 'false' }), [
+    /^OOMWATCH_HOST="10\.1\.2\.3": listening beyond loopback/,
+  ])
   t.equal(config(['--host', '0.0.0.0'], { OOMWATCH_TOKEN: 's3cret' }).host, '0.0.0.0', 'a token suffices')
   t.equal(config(['--host', '0.0.0.0', '--allow-unauthenticated', 'true']).allowUnauthenticated, true, 'so does the explicit choice')
   for (const host of ['127.0.0.1', '127.1.2.3', '::1', 'localhost']) t.equal(config(['--host', host]).host, host, `${host} is loopback`)
@@ -259,7 +265,10 @@ t.test('journal, clients and origins', async t => {
   t.match(problemsOf(['--journal-dir', `${dir}/file`]), [/expected a directory, found another kind of file/])
   t.equal(config(['--journal-max-bytes', '16Mi']).journalMaxBytes, 16 * 1024 * 1024)
   t.equal(config([], { OOMWATCH_MAX_CLIENTS: '5' }).maxClients, 5)
-  t.same(config(['--allowed-origins', 'https://grafana.example, http://localhost:3000']).allowedOrigins, ['https://grafana.example', 'http://localhost:3000'])
+  t.same(config(['--allowed-origins', 'https://grafana.example, http://localhost:3000']).allowedOrigins, [
+    'https://grafana.example',
+    'http://localhost:3000',
+  ])
   t.match(problemsOf(['--allowed-origins', 'https://ok.example,nope']), [/"nope" is not one/])
   t.equal(config(['--allow-unauthenticated', '1']).allowUnauthenticated, true)
 })
@@ -299,7 +308,10 @@ t.test('several problems are reported at once', async t => {
   t.equal(err.code, 'CONFIG_INVALID')
   t.equal(err.name, 'ConfigError')
   t.equal(err.problems.length, 6)
-  t.match(err.problems.join('\n'), /unknown option --prot[^]*unexpected argument "extra"[^]*--port "abc"[^]*OOMWATCH_MEMORY_LIMIT="-5": negative[^]*--trigger-fraction "2"[^]*OOMWATCH_LOG_LEVEL="loud"/)
+  t.match(
+    err.problems.join('\n'),
+    /unknown option --prot[^]*unexpected argument "extra"[^]*--port "abc"[^]*OOMWATCH_MEMORY_LIMIT="-5": negative[^]*--trigger-fraction "2"[^]*OOMWATCH_LOG_LEVEL="loud"/,
+  )
   t.match(err.message, /^invalid configuration \(6 problems\):\n {2}unknown option --prot \(see --help\)\n/)
   t.throws(() => loadConfig(['--port', 'x'], {}), { message: /^invalid configuration \(1 problem\):\n/ })
 })

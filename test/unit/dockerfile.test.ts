@@ -81,7 +81,15 @@ function ignoredByDockerignore(path: string): boolean {
     .map(line => line.trim())
     .filter(line => line !== '' && !line.startsWith('#'))
   const toRegExp = (glob: string) =>
-    new RegExp(`^${glob.replace(/\/+$/, '').replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*\*/g, '\u0000').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]').replace(/\u0000/g, '.*')}$`)
+    new RegExp(
+      `^${glob
+        .replace(/\/+$/, '')
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*\*/g, '\u0000')
+        .replace(/\*/g, '[^/]*')
+        .replace(/\?/g, '[^/]')
+        .replace(/\u0000/g, '.*')}$`,
+    )
   const segments = path.split('/')
   const prefixes = segments.map((_, i) => segments.slice(0, i + 1).join('/'))
   let ignored = false
@@ -100,44 +108,68 @@ const binName = Object.keys(pkg.bin)[0]!
 const binPath = pkg.bin[binName]!
 
 t.test('the Dockerfile lints clean', async t => {
-  t.same(validate(text).map(d => `line ${d.range.start.line + 1}: ${d.message}`), [], 'no error or warning from dockerfile-utils')
+  t.same(
+    validate(text).map(d => `line ${d.range.start.line + 1}: ${d.message}`),
+    [],
+    'no error or warning from dockerfile-utils',
+  )
   t.ok(validate('FROMM node:24\nCOPY onlyone\n').length >= 2, 'the linter does report a broken Dockerfile')
 })
 
 t.test('multi-stage: compiled in a build stage, production dependencies only at run time', async t => {
   t.ok(stages.length >= 3, 'several stages')
   const build = stageNamed('build')
-  t.ok(build?.instructions.some(i => i.keyword === 'RUN' && /\bnpm run build\b/.test(i.args)), 'the build stage compiles with npm run build')
+  t.ok(
+    build?.instructions.some(i => i.keyword === 'RUN' && /\bnpm run build\b/.test(i.args)),
+    'the build stage compiles with npm run build',
+  )
   t.match(pkg.scripts.build, /tsc -p tsconfig\.build\.json/, "which is the package's tsc build")
-  const outDir = (JSON.parse(readFileSync(join(REPO, 'tsconfig.build.json'), 'utf8')) as { compilerOptions: { outDir: string } }).compilerOptions.outDir
+  const outDir = (JSON.parse(readFileSync(join(REPO, 'tsconfig.build.json'), 'utf8')) as { compilerOptions: { outDir: string } })
+    .compilerOptions.outDir
   t.equal(binPath.split('/')[0], outDir, `the bin (${binPath}) is in its output directory`)
   const deps = stageNamed('deps')
-  t.ok(deps?.instructions.some(i => i.keyword === 'RUN' && /\bnpm ci\b.*--omit=dev/.test(i.args)), 'a stage installs production dependencies only')
+  t.ok(
+    deps?.instructions.some(i => i.keyword === 'RUN' && /\bnpm ci\b.*--omit=dev/.test(i.args)),
+    'a stage installs production dependencies only',
+  )
   const copies = runtime.instructions.filter(i => i.keyword === 'COPY').map(copyOf)
   t.same(
     copies.filter(c => c.sources.some(s => s.includes('node_modules'))).map(c => c.from),
     ['deps'],
     'the runtime takes node_modules from that stage alone',
   )
-  t.ok(copies.every(c => c.from !== undefined), 'and nothing from the build context directly')
-  t.notOk(runtime.instructions.some(i => i.keyword === 'RUN' && /\bnpm (ci|install)\b/.test(i.args)), 'nothing is installed in the runtime stage')
+  t.ok(
+    copies.every(c => c.from !== undefined),
+    'and nothing from the build context directly',
+  )
+  t.notOk(
+    runtime.instructions.some(i => i.keyword === 'RUN' && /\bnpm (ci|install)\b/.test(i.args)),
+    'nothing is installed in the runtime stage',
+  )
 })
 
 t.test('the files it copies exist and are in the build context', async t => {
-  const fromContext = stages.flatMap(s => s.instructions.filter(i => i.keyword === 'COPY' || i.keyword === 'ADD').map(copyOf)).filter(c => c.from === undefined)
+  const fromContext = stages
+    .flatMap(s => s.instructions.filter(i => i.keyword === 'COPY' || i.keyword === 'ADD').map(copyOf))
+    .filter(c => c.from === undefined)
   t.ok(fromContext.length > 0, 'it copies from the context')
   for (const source of fromContext.flatMap(c => c.sources)) {
     t.ok(existsSync(join(REPO, source)), `${source} exists`)
     t.notOk(ignoredByDockerignore(source), `${source} is not excluded by .dockerignore`)
     if (statSync(join(REPO, source)).isDirectory()) {
       const files = readdirSync(join(REPO, source), { recursive: true, encoding: 'utf8' })
-      t.same(files.filter(file => ignoredByDockerignore(`${source}/${file}`)), [], `none of the files in ${source}/ is excluded either`)
+      t.same(
+        files.filter(file => ignoredByDockerignore(`${source}/${file}`)),
+        [],
+        `none of the files in ${source}/ is excluded either`,
+      )
     }
   }
   const build = stageNamed('build')!
   const copiedToBuild = build.instructions.filter(i => i.keyword === 'COPY').flatMap(i => copyOf(i).sources)
   const extendsFile = (JSON.parse(readFileSync(join(REPO, 'tsconfig.build.json'), 'utf8')) as { extends?: string }).extends
-  if (extendsFile) t.ok(copiedToBuild.includes(extendsFile.replace(/^\.\//, '')), `tsconfig.build.json's base (${extendsFile}) is copied too`)
+  if (extendsFile)
+    t.ok(copiedToBuild.includes(extendsFile.replace(/^\.\//, '')), `tsconfig.build.json's base (${extendsFile}) is copied too`)
   for (const heavy of ['node_modules', '.venv', 'dist', '.git', '.tap', 'test']) {
     t.ok(ignoredByDockerignore(heavy), `${heavy} stays out of the build context`)
   }
@@ -146,16 +178,25 @@ t.test('the files it copies exist and are in the build context', async t => {
 t.test("its command is the package's bin", async t => {
   const entrypoint = runtime.instructions.filter(i => i.keyword === 'ENTRYPOINT').at(-1)
   t.same(JSON.parse(entrypoint?.args ?? 'null'), [binName], `ENTRYPOINT ["${binName}"] (exec form)`)
-  t.notOk(runtime.instructions.some(i => i.keyword === 'CMD'), 'with no CMD: arguments in a pod spec are flags')
+  t.notOk(
+    runtime.instructions.some(i => i.keyword === 'CMD'),
+    'with no CMD: arguments in a pod spec are flags',
+  )
   const workdir = runtime.instructions.filter(i => i.keyword === 'WORKDIR').at(-1)?.args
   t.ok(workdir, 'the runtime has a WORKDIR')
   t.ok(
     runtime.instructions.some(i => i.keyword === 'RUN' && i.args.includes(`ln -s ${workdir}/${binPath} /usr/local/bin/${binName}`)),
     `/usr/local/bin/${binName} links to ${workdir}/${binPath}, the bin`,
   )
-  const distCopy = runtime.instructions.filter(i => i.keyword === 'COPY').map(copyOf).find(c => c.from === 'build' && c.sources.includes(`/src/${binPath.split('/')[0]}`))
+  const distCopy = runtime.instructions
+    .filter(i => i.keyword === 'COPY')
+    .map(copyOf)
+    .find(c => c.from === 'build' && c.sources.includes(`/src/${binPath.split('/')[0]}`))
   t.ok(distCopy, `the runtime copies ${binPath.split('/')[0]} from the build stage`)
-  t.ok(runtime.instructions.some(i => i.keyword === 'COPY' && copyOf(i).sources.includes('/src/package.json')), 'and package.json (the agent reads its version there)')
+  t.ok(
+    runtime.instructions.some(i => i.keyword === 'COPY' && copyOf(i).sources.includes('/src/package.json')),
+    'and package.json (the agent reads its version there)',
+  )
   const user = runtime.instructions.filter(i => i.keyword === 'USER').at(-1)?.args
   t.match(user, /^0(:0)?$/, 'it runs as UID 0 (Kubernetes adds capabilities to root only)')
   t.match(text, /OOMWATCH_PYSPY=\/usr\/local\/bin\/py-spy/, 'OOMWATCH_PYSPY names the copied py-spy')
@@ -165,7 +206,10 @@ t.test('its Node is an LTS line that CI tests', async t => {
   const major = Number(globalArgs.NODE_VERSION)
   t.ok(Number.isInteger(major) && major % 2 === 0, `NODE_VERSION ${globalArgs.NODE_VERSION} is a whole LTS major (even)`)
   t.ok(major >= 22, 'and not Node 20, past its end of life')
-  t.ok(stages.filter(s => s.image.startsWith('node:')).every(s => s.image.startsWith(`node:${major}-`)), 'every Node stage uses it')
+  t.ok(
+    stages.filter(s => s.image.startsWith('node:')).every(s => s.image.startsWith(`node:${major}-`)),
+    'every Node stage uses it',
+  )
   t.match(runtime.image, new RegExp(`^node:${major}-\\w+-slim$`), 'the runtime is a slim image')
   const ci = readFileSync(join(REPO, '.ci/run'), 'utf8')
   t.equal(Number(/^IMAGE_NODE_MAJOR=(\d+)$/m.exec(ci)?.[1]), major, '.ci/run runs the suite on it too')
@@ -177,5 +221,8 @@ t.test('py-spy comes from its pinned wheel, the version the tests use', async t 
   t.ok(tested, 'package.json setup:pyspy pins a version')
   t.equal(globalArgs.PYSPY_VERSION, tested, 'the image pins the same')
   t.match(globalArgs.PYSPY_WHEEL_SHA256_AMD64, /^[0-9a-f]{64}$/, 'with the wheel hash')
-  t.ok(runtime.instructions.some(i => i.keyword === 'COPY' && copyOf(i).from === 'pyspy' && copyOf(i).sources.length === 1), 'one file (the binary) goes on to the runtime')
+  t.ok(
+    runtime.instructions.some(i => i.keyword === 'COPY' && copyOf(i).from === 'pyspy' && copyOf(i).sources.length === 1),
+    'one file (the binary) goes on to the runtime',
+  )
 })

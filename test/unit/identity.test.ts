@@ -62,5 +62,9 @@ t.test('watchGone: aborts once the process is gone, and stop() ends the watch', 
 })
 
 function readStart(dir: string, pid: number): number {
-  return Number(readFileSync(join(dir, String(pid), 'stat'), 'utf8').split(') ')[1]!.split(' ')[19])
+  return Number(
+    readFileSync(join(dir, String(pid), 'stat'), 'utf8')
+      .split(') ')[1]!
+      .split(' ')[19],
+  )
 }

@@ -26,7 +26,10 @@ t.test('a session: the process, its risks, its incident, its flame graph, its OO
   t.equal(state.processes.get(pid)?.gone, true, 'the process is gone')
   t.equal(state.exits.get(pid)?.oomKilled, true, 'OOM-killed')
   t.same([...state.risks.keys()], [`${pid} nofile-hard-huge`, `${pid} nofile-soft-huge`])
-  t.same(state.incidents.map(i => i.id), [INCIDENT.id])
+  t.same(
+    state.incidents.map(i => i.id),
+    [INCIDENT.id],
+  )
   t.ok(state.flamegraphs.get(INCIDENT.id)?.url)
 })
 
@@ -47,14 +50,30 @@ t.test('incidents: newest first, one per id, at most MAX_INCIDENTS', async t => 
   for (let i = 0; i < MAX_INCIDENTS + 3; i++) handle(state, { ...INCIDENT, id: `i${i}` })
   handle(state, { ...INCIDENT, id: 'i5' })
   t.equal(state.incidents.length, MAX_INCIDENTS)
-  t.same(state.incidents.slice(0, 3).map(i => i.id), ['i5', 'i12', 'i11'])
+  t.same(
+    state.incidents.slice(0, 3).map(i => i.id),
+    ['i5', 'i12', 'i11'],
+  )
 })
 
 t.test('memory frames: points kept for WINDOW_MS; memory frames carry no seq for a reconnect', async t => {
   const state = newState()
   handle(state, memory(1, [[1000, 10]]))
-  handle(state, memory(1, [[1000 + WINDOW_MS, 20], [1001 + WINDOW_MS, 30]]))
-  t.same(state.memory.get(1)?.points, [[1000 + WINDOW_MS, 20], [1001 + WINDOW_MS, 30]], 'the oldest point fell out of the window')
+  handle(
+    state,
+    memory(1, [
+      [1000 + WINDOW_MS, 20],
+      [1001 + WINDOW_MS, 30],
+    ]),
+  )
+  t.same(
+    state.memory.get(1)?.points,
+    [
+      [1000 + WINDOW_MS, 20],
+      [1001 + WINDOW_MS, 30],
+    ],
+    'the oldest point fell out of the window',
+  )
   t.equal(state.lastSeq, null)
   t.equal(latestTime(state), 1001 + WINDOW_MS)
   t.equal(span(state, latestTime(state)), 60_000, 'at least a minute')

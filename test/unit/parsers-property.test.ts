@@ -20,7 +20,9 @@ const fixture = (path: string) => readFileSync(new URL(`../fixtures/${path}`, im
 function hostile(real: string): fc.Arbitrary<string> {
   return fc.oneof(
     fc.nat({ max: real.length }).map(cut => real.slice(0, cut)),
-    fc.tuple(fc.nat({ max: real.length }), fc.string({ unit: 'binary', maxLength: 40 })).map(([at, junk]) => real.slice(0, at) + junk + real.slice(at)),
+    fc
+      .tuple(fc.nat({ max: real.length }), fc.string({ unit: 'binary', maxLength: 40 }))
+      .map(([at, junk]) => real.slice(0, at) + junk + real.slice(at)),
     fc.tuple(fc.nat({ max: real.length }), fc.nat({ max: 40 })).map(([at, drop]) => real.slice(0, at) + real.slice(at + drop)),
     fc.string({ unit: 'binary', maxLength: 400 }),
     fc.constantFrom('', '\n', '\0', ')', '(', ' ', 'unlimited', '-1', '1e400', 'NaN', '9'.repeat(400)),
@@ -62,7 +64,13 @@ for (const [name, parse, errorType, real] of cases) {
 
 t.test('py-spy JSON with the right shape but hostile values', async t => {
   const frame = fc.record({ name: fc.anything(), filename: fc.anything(), line: fc.anything() }, { requiredKeys: [] })
-  const thread = fc.record({ thread_id: fc.anything(), frames: fc.oneof(fc.array(frame), fc.anything()), active: fc.anything(), owns_gil: fc.anything() }, { requiredKeys: [] })
-  fc.assert(fc.property(fc.array(thread), threads => survives(parseDump, DumpParseError)(JSON.stringify(threads))), { numRuns: 2000 })
+  const thread = fc.record(
+    { thread_id: fc.anything(), frames: fc.oneof(fc.array(frame), fc.anything()), active: fc.anything(), owns_gil: fc.anything() },
+    { requiredKeys: [] },
+  )
+  fc.assert(
+    fc.property(fc.array(thread), threads => survives(parseDump, DumpParseError)(JSON.stringify(threads))),
+    { numRuns: 2000 },
+  )
   t.pass('2000 hostile dumps survived')
 })

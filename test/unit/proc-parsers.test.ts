@@ -52,11 +52,13 @@ t.test('parseLimits', async t => {
   t.test('the last row without a newline', async t => {
     const head = 'Limit                     Soft Limit           Hard Limit           Units     \n'
     const row = 'Max open files            1024                 4096                 files'
-    t.strictSame(parseLimits(head + row), { NOFILE: { soft: 1024, hard: 4096, units: 'files' } },
-      'kept when it ends in a whole unit word')
+    t.strictSame(parseLimits(head + row), { NOFILE: { soft: 1024, hard: 4096, units: 'files' } }, 'kept when it ends in a whole unit word')
     t.throws(() => parseLimits(head + row.slice(0, -1)), { code: 'PROC_PARSE' }, 'dropped when the unit is cut')
-    t.throws(() => parseLimits(head + 'Max nice priority         0                    0'),
-      { code: 'PROC_PARSE' }, 'dropped without units: nothing shows it is complete')
+    t.throws(
+      () => parseLimits(head + 'Max nice priority         0                    0'),
+      { code: 'PROC_PARSE' },
+      'dropped without units: nothing shows it is complete',
+    )
   })
 
   t.test('an unknown title keeps its title; spacing is free', async t => {
@@ -67,15 +69,17 @@ t.test('parseLimits', async t => {
   })
 
   t.test('malformed rows are skipped', async t => {
-    const table = parseLimits([
-      'Limit                     Soft Limit           Hard Limit           Units     ',
-      'Max open files            lots                 4096                 files     ',
-      'Max processes             -1                   5                    processes ',
-      'garbage',
-      '',
-      'Max file locks            unlimited            unlimited            locks     ',
-      '',
-    ].join('\n'))
+    const table = parseLimits(
+      [
+        'Limit                     Soft Limit           Hard Limit           Units     ',
+        'Max open files            lots                 4096                 files     ',
+        'Max processes             -1                   5                    processes ',
+        'garbage',
+        '',
+        'Max file locks            unlimited            unlimited            locks     ',
+        '',
+      ].join('\n'),
+    )
     t.strictSame(table, { LOCKS: { soft: 'unlimited', hard: 'unlimited', units: 'locks' } })
   })
 
@@ -151,13 +155,15 @@ t.test('parseStat', async t => {
     t.equal(s.comm, 'my (weird) proc')
     t.equal(s.state, 'S')
     t.equal(s.startTime, 39913)
-    t.equal(parseStat(text('4444/stat').replace('(sleep)', '(a) R 1 2 (b)')).comm, 'a) R 1 2 (b',
-      'a comm that imitates the fields does not shift them')
+    t.equal(
+      parseStat(text('4444/stat').replace('(sleep)', '(a) R 1 2 (b)')).comm,
+      'a) R 1 2 (b',
+      'a comm that imitates the fields does not shift them',
+    )
   })
 
   t.test('truncated input', async t => {
-    t.throws(() => parseStat(text('odd/stat-truncated')),
-      { code: 'PROC_PARSE', message: 'stat: truncated: no field 22 (starttime)' })
+    t.throws(() => parseStat(text('odd/stat-truncated')), { code: 'PROC_PARSE', message: 'stat: truncated: no field 22 (starttime)' })
     t.throws(() => parseStat('4444 (sleep) S'), { message: 'stat: truncated: no field 4 (ppid)' })
     t.throws(() => parseStat('4444 (sleep)'), { message: 'stat: truncated: no field 3 (state)' })
     t.throws(() => parseStat('4444 (sle'), { message: "stat: no ')' after the command name" })
@@ -169,8 +175,7 @@ t.test('parseStat', async t => {
     const stat = text('4444/stat')
     t.throws(() => parseStat(stat.replace('4444 (', 'x (')), { message: "stat: pid is not a number: 'x'" })
     t.throws(() => parseStat(stat.replace(' S 1 ', ' S -1 ')), { message: "stat: ppid is not a number: '-1'" })
-    t.throws(() => parseStat(stat.replace(' 2990080 406 ', ' 2990080 -406 ')),
-      { message: "stat: rss is not a number: '-406'" })
+    t.throws(() => parseStat(stat.replace(' 2990080 406 ', ' 2990080 -406 ')), { message: "stat: rss is not a number: '-406'" })
   })
 })
 
@@ -197,7 +202,11 @@ t.test('errors', async t => {
 
   t.test('ProcReadError codes follow the errno', async t => {
     const sys = (code: string): Error => Object.assign(new Error(`${code}: boom`), { code })
-    for (const [errno, code] of [['EACCES', 'PROC_ACCESS'], ['EPERM', 'PROC_ACCESS'], ['EISDIR', 'PROC_READ']] as const) {
+    for (const [errno, code] of [
+      ['EACCES', 'PROC_ACCESS'],
+      ['EPERM', 'PROC_ACCESS'],
+      ['EISDIR', 'PROC_READ'],
+    ] as const) {
       const cause = sys(errno)
       const err = new ProcReadError('/proc/1/maps', cause)
       t.equal(err.code, code, errno)

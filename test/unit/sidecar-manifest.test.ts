@@ -22,7 +22,11 @@ const parsed = parseAllDocuments(readFileSync(MANIFEST, 'utf8'))
 const docs = parsed.map(doc => doc.toJS() as { apiVersion?: string; kind?: string; metadata?: { name?: string } })
 
 t.test('sidecar.yaml is valid YAML and every document is a valid Kubernetes object', async t => {
-  t.same(parsed.flatMap(doc => doc.errors.map(e => e.message)), [], 'no YAML errors')
+  t.same(
+    parsed.flatMap(doc => doc.errors.map(e => e.message)),
+    [],
+    'no YAML errors',
+  )
   t.ok(docs.length >= 2, 'it has documents')
   for (const doc of docs) {
     const problems = checkManifest(doc)
@@ -44,7 +48,11 @@ t.test('the checks catch what they are for', async t => {
   const typed = structuredClone(docs.find(d => d.kind === 'Deployment')) as IDeployment
   ;(typed.spec!.template.spec!.initContainers![0]!.securityContext as Record<string, unknown>).runAsUser = '0'
   t.match(checkManifest(typed).schema, [/runAsUser must be integer/], 'a wrong type is reported')
-  t.throws(() => checkManifest({ apiVersion: 'example.com/v1', kind: 'Widget' }), /no schema model/, 'a kind without a model is not passed unchecked')
+  t.throws(
+    () => checkManifest({ apiVersion: 'example.com/v1', kind: 'Widget' }),
+    /no schema model/,
+    'a kind without a model is not passed unchecked',
+  )
 })
 
 const deployment = docs.find(d => d.kind === 'Deployment') as IDeployment
@@ -60,14 +68,16 @@ function resolveEnv(container: IContainer): Record<string, string> {
     if (entry.value !== undefined) env[entry.name] = entry.value
     else if (from?.secretKeyRef) {
       const secret = secrets.find(s => s.metadata?.name === from.secretKeyRef!.name)
-      const value = secret?.stringData?.[from.secretKeyRef.key] ?? Buffer.from(secret?.data?.[from.secretKeyRef.key] ?? '', 'base64').toString()
+      const value =
+        secret?.stringData?.[from.secretKeyRef.key] ?? Buffer.from(secret?.data?.[from.secretKeyRef.key] ?? '', 'base64').toString()
       if (value) env[entry.name] = value
     } else if (from?.resourceFieldRef) {
       const { containerName, resource, divisor } = from.resourceFieldRef
       const target = [...podSpec.containers, ...(podSpec.initContainers ?? [])].find(c => c.name === containerName)
       const [kind, name] = resource.split('.') as ['limits' | 'requests', string]
       const quantity = target?.resources?.[kind]?.[name]
-      if (quantity !== undefined) env[entry.name] = String(Math.ceil(parseQuantity(String(quantity)) / parseQuantity(String(divisor ?? '1'))))
+      if (quantity !== undefined)
+        env[entry.name] = String(Math.ceil(parseQuantity(String(quantity)) / parseQuantity(String(divisor ?? '1'))))
     }
   }
   return env
@@ -78,7 +88,10 @@ t.test('the pod shape: one PID namespace, oomwatch as a native sidecar', async t
   t.equal(podSpec.enableServiceLinks, false, 'no service links (a Service named oomwatch would set OOMWATCH_PORT=tcp://...)')
   t.ok(sidecar, 'oomwatch is an init container')
   t.equal(sidecar.restartPolicy, 'Always', 'with restartPolicy Always: a native sidecar')
-  t.notOk(podSpec.containers.some(c => c.name === 'oomwatch'), 'and not also a plain container')
+  t.notOk(
+    podSpec.containers.some(c => c.name === 'oomwatch'),
+    'and not also a plain container',
+  )
   t.equal(sidecar.command, undefined, "the image's own command runs (oomwatch)")
   t.match(sidecar.image, /oomwatch/, 'the image is oomwatch')
 })
@@ -93,16 +106,38 @@ t.test("the sidecar's privileges: UID 0, SYS_PTRACE and nothing else", async t =
   t.not(sc.privileged, true, 'not privileged')
   const namespace = docs.find(d => d.kind === 'Namespace' && d.metadata?.name === deployment.metadata?.namespace) as INamespace | undefined
   t.ok(namespace, 'the namespace is in the file')
-  t.equal(namespace?.metadata?.labels?.['pod-security.kubernetes.io/enforce'], 'privileged', 'and enforces the privileged Pod Security level')
+  t.equal(
+    namespace?.metadata?.labels?.['pod-security.kubernetes.io/enforce'],
+    'privileged',
+    'and enforces the privileged Pod Security level',
+  )
   // The baseline level's allowed additions (Pod Security Standards, "Capabilities").
-  const baseline = ['AUDIT_WRITE', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'MKNOD', 'NET_BIND_SERVICE', 'SETFCAP', 'SETGID', 'SETPCAP', 'SETUID', 'SYS_CHROOT']
+  const baseline = [
+    'AUDIT_WRITE',
+    'CHOWN',
+    'DAC_OVERRIDE',
+    'FOWNER',
+    'FSETID',
+    'KILL',
+    'MKNOD',
+    'NET_BIND_SERVICE',
+    'SETFCAP',
+    'SETGID',
+    'SETPCAP',
+    'SETUID',
+    'SYS_CHROOT',
+  ]
   t.notOk(baseline.includes('SYS_PTRACE'), 'because baseline does not allow adding SYS_PTRACE (and restricted forbids UID 0)')
 })
 
 t.test("the agent's configuration, as oomwatch parses it from the resolved env", async t => {
   const env = resolveEnv(sidecar)
   const known = new Set(Object.values(SETTINGS).map(s => s.env))
-  t.same(Object.keys(env).filter(name => !known.has(name)), [], 'every variable is an oomwatch setting (a misspelled one would be ignored)')
+  t.same(
+    Object.keys(env).filter(name => !known.has(name)),
+    [],
+    'every variable is an oomwatch setting (a misspelled one would be ignored)',
+  )
   t.equal(Object.keys(env).length, sidecar.env?.length, 'every reference resolves (the Secret and the container exist)')
   const config = loadConfig([], env) as Config
   t.ok(config.token, 'a token from the Secret')
@@ -116,11 +151,18 @@ t.test("the agent's configuration, as oomwatch parses it from the resolved env",
   t.equal(config.host, '0.0.0.0', 'it listens beyond loopback (the kubelet probes the pod IP), so the token is required')
   const probeOn = (probe: typeof sidecar.livenessProbe) => {
     const target = probe?.httpGet?.port
-    return { path: probe?.httpGet?.path, port: typeof target === 'string' ? sidecar.ports?.find(p => p.name === target)?.containerPort : target }
+    return {
+      path: probe?.httpGet?.path,
+      port: typeof target === 'string' ? sidecar.ports?.find(p => p.name === target)?.containerPort : target,
+    }
   }
   t.same(probeOn(sidecar.livenessProbe), { path: '/livez', port: config.port }, 'liveness probe on /livez')
   t.same(probeOn(sidecar.readinessProbe), { path: '/readyz', port: config.port }, 'readiness probe on /readyz')
-  t.same(probeOn(sidecar.startupProbe), { path: '/readyz', port: config.port }, 'startup probe on /readyz: the app starts once the first scan is done')
+  t.same(
+    probeOn(sidecar.startupProbe),
+    { path: '/readyz', port: config.port },
+    'startup probe on /readyz: the app starts once the first scan is done',
+  )
   t.ok(config.journalDir, 'the journal is kept')
   const mount = sidecar.volumeMounts?.find(m => m.mountPath === config.journalDir)
   t.ok(mount && podSpec.volumes?.some(v => v.name === mount.name), 'in a mounted volume: the root filesystem is read-only')
@@ -128,7 +170,12 @@ t.test("the agent's configuration, as oomwatch parses it from the resolved env",
 
 t.test("the sidecar's own resources are set and small", async t => {
   const { requests, limits } = sidecar.resources ?? {}
-  for (const [what, value] of Object.entries({ 'requests.cpu': requests?.cpu, 'requests.memory': requests?.memory, 'limits.cpu': limits?.cpu, 'limits.memory': limits?.memory })) {
+  for (const [what, value] of Object.entries({
+    'requests.cpu': requests?.cpu,
+    'requests.memory': requests?.memory,
+    'limits.cpu': limits?.cpu,
+    'limits.memory': limits?.memory,
+  })) {
     t.ok(value !== undefined, `${what} is set`)
   }
   const memory = parseQuantity(String(limits?.memory))

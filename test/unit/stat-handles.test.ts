@@ -60,9 +60,17 @@ t.test('on /proc: a process gone after its descriptor was opened reads undefined
 
 t.test('on /proc: a zombie reads state Z through its descriptor, then undefined once reaped', async t => {
   // The parent forks a child that exits at once and reaps it only when told to.
-  const parent = spawn(PYTHON, ['-u', '-c', 'import os, sys\npid = os.fork()\nif pid == 0: os._exit(0)\nprint(pid)\nsys.stdin.readline()\nos.waitpid(pid, 0)\nprint("reaped")\nsys.stdin.readline()'], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  })
+  const parent = spawn(
+    PYTHON,
+    [
+      '-u',
+      '-c',
+      'import os, sys\npid = os.fork()\nif pid == 0: os._exit(0)\nprint(pid)\nsys.stdin.readline()\nos.waitpid(pid, 0)\nprint("reaped")\nsys.stdin.readline()',
+    ],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  )
   t.teardown(() => parent.kill('SIGKILL'))
   const lines = createInterface({ input: parent.stdout! })[Symbol.asyncIterator]()
   const zombie = Number((await lines.next()).value)

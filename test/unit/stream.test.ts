@@ -181,7 +181,14 @@ t.test('StreamServer', async t => {
       await client.waitFor(e => e.seq === 5)
       t.strictSame(
         client.events.map(e => [e.type, e.seq, 'pid' in e ? e.pid : undefined]),
-        [['hello', 0, undefined], ['risk', 1, 1], ['risk', 2, 2], ['risk', 3, 3], ['risk', 4, 4], ['risk', 5, 5]],
+        [
+          ['hello', 0, undefined],
+          ['risk', 1, 1],
+          ['risk', 2, 2],
+          ['risk', 3, 3],
+          ['risk', 4, 4],
+          ['risk', 5, 5],
+        ],
       )
     }
   })
@@ -241,7 +248,12 @@ t.test('StreamServer', async t => {
     await client.waitFor(e => e.seq === 5)
     t.strictSame(
       client.events.map(e => [e.type, e.seq]),
-      [['hello', 4], ['risk', 3], ['risk', 4], ['risk', 5]],
+      [
+        ['hello', 4],
+        ['risk', 3],
+        ['risk', 4],
+        ['risk', 5],
+      ],
       'no gap, no duplicate',
     )
     t.match(client.events[0], { replay: { since: 2, count: 2 } })
@@ -336,7 +348,10 @@ t.test('StreamServer', async t => {
     t.teardown(() => late.close())
     await late.waitFor(e => e.type === 'hello')
     t.equal(server.clientCount, 2)
-    t.ok(lines.some(l => l.msg === 'client error' && l.level === 'debug' && /exceeded|payload/i.test(JSON.stringify(l.err))), 'logged at debug')
+    t.ok(
+      lines.some(l => l.msg === 'client error' && l.level === 'debug' && /exceeded|payload/i.test(JSON.stringify(l.err))),
+      'logged at debug',
+    )
   })
 
   t.test('heartbeat: a client that does not answer pings is terminated, a live one stays', async t => {
@@ -394,7 +409,10 @@ t.test('StreamServer', async t => {
       server.broadcast(frame)
       await tick()
     }
-    t.notOk(lines.some(l => l.msg === 'closing a client that does not keep up'), 'no flood')
+    t.notOk(
+      lines.some(l => l.msg === 'closing a client that does not keep up'),
+      'no flood',
+    )
     let warning: Line | undefined
     while (!(warning = lines.find(l => l.msg === 'closing a client that does not keep up'))) await sleep(10)
     t.ok(Number(warning.bufferedBytes) > allowance && Number(warning.bufferedBytes) <= 4 * allowance, `backlog ${warning.bufferedBytes}`)
@@ -425,7 +443,10 @@ t.test('StreamServer', async t => {
       { host: '127.0.0.1', port, heartbeatMs: 1000, maxClients: 1, clientBufferBytes: 1 << 20 },
       {
         status: { ready: true, live: true, readyNote: undefined },
-        greeting: { greet: () => [], clientError: message => ({ type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message, seq: 0, ts: '' }) },
+        greeting: {
+          greet: () => [],
+          clientError: message => ({ type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message, seq: 0, ts: '' }),
+        },
         logger,
       },
     )
@@ -464,11 +485,19 @@ t.test('EventHub', async t => {
   t.equal(new Date(first.ts).toISOString(), first.ts, 'ISO 8601')
   t.match(hub.greet(HELLO), { seq: 1 }, 'greet uses the current seq')
   t.match(hub.greet(HELLO), { seq: 1 }, 'and does not consume one')
-  t.match(hub.greet({ type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message: 'no' }), { type: 'error', seq: 1 }, 'nor does an error frame')
+  t.match(
+    hub.greet({ type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message: 'no' }),
+    { type: 'error', seq: 1 },
+    'nor does an error frame',
+  )
   t.equal(hub.lastSeq, 1)
   t.equal(hub.emit(risk(2)).seq, 2, 'the next emit is seq + 1')
   t.equal(hub.emit(risk(3)).seq, 3)
-  t.strictSame(seen.map(e => e.seq), [1, 2, 3], 'greetings are not broadcast')
+  t.strictSame(
+    seen.map(e => e.seq),
+    [1, 2, 3],
+    'greetings are not broadcast',
+  )
   unsubscribe()
   unsubscribe() // a second call is harmless
   hub.emit(risk(4))
@@ -511,7 +540,11 @@ t.test('Greeter: the hello from the status, the replay from the journal, the his
   const greeter = new Greeter({ hub, journal, hello, status, usage, history: { history: () => ({ type: 'memory', processes: [] }) } })
   const [plain, ...none] = greeter.greet(undefined)
   t.same(none, [], 'no since: no replay')
-  t.strictSame(Object.keys(plain!), ['type', 'version', 'startedAt', 'config', 'pyspy', 'agent', 'watching', 'seq', 'ts'], 'the hello, fields in order')
+  t.strictSame(
+    Object.keys(plain!),
+    ['type', 'version', 'startedAt', 'config', 'pyspy', 'agent', 'watching', 'seq', 'ts'],
+    'the hello, fields in order',
+  )
   t.match(plain, { type: 'hello', version: '9.9.9', agent: { rssBytes: 5 }, watching: [{ pid: 4242 }], seq: 4 })
   t.strictSame(asked, [], 'the journal is not read without since')
   const [resumed, ...after] = greeter.greet(2)
@@ -561,7 +594,10 @@ t.test('createLogger and logSink', async t => {
       ['error', 'warn'],
     ],
   )
-  t.ok(lines.every(l => l.name === 'oomwatch' && typeof l.time === 'string' && new Date(l.time as string).toISOString() === l.time), 'named, ISO time')
+  t.ok(
+    lines.every(l => l.name === 'oomwatch' && typeof l.time === 'string' && new Date(l.time as string).toISOString() === l.time),
+    'named, ISO time',
+  )
   const [processLine, riskLine, incidentLine, oomLine, exitLine, helloLine, errorLine] = lines
   t.equal(errorLine!.msg, 'a client sent a message')
   t.equal(processLine!.msg, 'watching pid 4242 (python3 /app/leak.py), memory limit 268435456 bytes from cgroup-v2')

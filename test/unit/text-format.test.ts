@@ -30,11 +30,18 @@ t.test('an incident as text: the captured event, laid out like py-spy dump', asy
   )
   const thread = lines.indexOf(`Thread ${INCIDENT.pid} (idle): "MainThread"`)
   t.ok(thread > 0, "the thread's header as py-spy dump prints it")
-  t.match(lines[thread + 1], /^--> fd_table_from_limit \(\/.*leaky_daemon\.py:37\)   <-- culprit: /, 'the culprit frame comes first, marked')
+  t.match(
+    lines[thread + 1],
+    /^--> fd_table_from_limit \(\/.*leaky_daemon\.py:37\)   <-- culprit: /,
+    'the culprit frame comes first, marked',
+  )
   t.match(lines[thread + 2], /^ {4}serve \(.*leaky_daemon\.py:\d+\)$/, 'the callers follow, indented four spaces, innermost first')
   t.equal(lines.filter(line => line.includes('<-- culprit')).length, 1, 'one frame is marked')
   t.ok(lines.includes('rlimits: NOFILE 20000; AS unlimited; DATA unlimited'), 'the rlimits that matter, not all sixteen')
-  t.ok(lines.some(line => line.startsWith('likely cause: NOFILE hard limit 20000 is above 4096')), 'the risk that explains it')
+  t.ok(
+    lines.some(line => line.startsWith('likely cause: NOFILE hard limit 20000 is above 4096')),
+    'the risk that explains it',
+  )
   t.ok(lines.includes('also: nofile-soft-huge'), 'the other risks by name')
 })
 
@@ -87,13 +94,53 @@ t.test('variants: no stack, several threads, a deep stack, unequal limits, the r
   const processInfo = SESSION[1]! as Extract<OomwatchEvent, { type: 'process' }>
   const base = { seq: 9, ts: '2026-11-29T16:58:41.000Z' }
   const more: [OomwatchEvent, RegExp][] = [
-    [{ ...SESSION[0]!, type: 'hello', watching: [processInfo], pyspy: { error: 'not found', remedy: 'install it' }, replay: { since: 3, count: 2, missed: 1 } } as OomwatchEvent, /py-spy missing: not found; incidents will carry no stack\nwatching 1 Python process:\n {2}pid \d+ leaky_daemon\.py: .*\nreplaying 2 events after #3 \(1 missed\)/],
-    [{ type: 'flamegraph', incidentId: 'x', pid: 5, error: { code: 'FLAMEGRAPH_TARGET_GONE', message: 'pid 5 was gone', remedy: '' }, ...base }, /NO FLAME GRAPH for incident x \(pid 5\).*\n {2}FLAMEGRAPH_TARGET_GONE: pid 5 was gone/],
-    [{ type: 'exit', pid: 5, cmdline: ['gunicorn'], oomKilled: false, peakRssBytes: 1 << 20, ...base }, /^EXIT pid 5 gunicorn .*\n {2}exited; peak RSS 1 MiB$/],
+    [
+      {
+        ...SESSION[0]!,
+        type: 'hello',
+        watching: [processInfo],
+        pyspy: { error: 'not found', remedy: 'install it' },
+        replay: { since: 3, count: 2, missed: 1 },
+      } as OomwatchEvent,
+      /py-spy missing: not found; incidents will carry no stack\nwatching 1 Python process:\n {2}pid \d+ leaky_daemon\.py: .*\nreplaying 2 events after #3 \(1 missed\)/,
+    ],
+    [
+      {
+        type: 'flamegraph',
+        incidentId: 'x',
+        pid: 5,
+        error: { code: 'FLAMEGRAPH_TARGET_GONE', message: 'pid 5 was gone', remedy: '' },
+        ...base,
+      },
+      /NO FLAME GRAPH for incident x \(pid 5\).*\n {2}FLAMEGRAPH_TARGET_GONE: pid 5 was gone/,
+    ],
+    [
+      { type: 'exit', pid: 5, cmdline: ['gunicorn'], oomKilled: false, peakRssBytes: 1 << 20, ...base },
+      /^EXIT pid 5 gunicorn .*\n {2}exited; peak RSS 1 MiB$/,
+    ],
     [{ type: 'exit', pid: 5, cmdline: ['gunicorn'], oomKilled: false, ...base }, /peak RSS unknown/],
-    [{ type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message: 'no messages', ...base }, /^ERROR CLIENT_MESSAGE_UNSUPPORTED .*\n {2}no messages$/],
-    [{ type: 'action', action: 'stop', pid: 5, cmdline: ['python3', '-m', 'celery'], reason: 'a runaway', result: 'done', detail: 'SIGTERM', remedy: 'fix it', ...base }, /^ACTION stop pid 5 celery: done .*\n {2}a runaway \(SIGTERM\)\n {2}remedy: fix it$/],
-    [{ type: 'action', action: 'freeze', pid: 5, cmdline: ['python3', '-c', 'x'], reason: 'a runaway', result: 'skipped', ...base }, /^ACTION freeze pid 5 python3 -c: skipped .*\n {2}a runaway$/],
+    [
+      { type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message: 'no messages', ...base },
+      /^ERROR CLIENT_MESSAGE_UNSUPPORTED .*\n {2}no messages$/,
+    ],
+    [
+      {
+        type: 'action',
+        action: 'stop',
+        pid: 5,
+        cmdline: ['python3', '-m', 'celery'],
+        reason: 'a runaway',
+        result: 'done',
+        detail: 'SIGTERM',
+        remedy: 'fix it',
+        ...base,
+      },
+      /^ACTION stop pid 5 celery: done .*\n {2}a runaway \(SIGTERM\)\n {2}remedy: fix it$/,
+    ],
+    [
+      { type: 'action', action: 'freeze', pid: 5, cmdline: ['python3', '-c', 'x'], reason: 'a runaway', result: 'skipped', ...base },
+      /^ACTION freeze pid 5 python3 -c: skipped .*\n {2}a runaway$/,
+    ],
   ]
   for (const [event, expected] of more) t.match(formatText(event), expected, event.type)
 })

@@ -68,8 +68,8 @@ export const ACT_SETTINGS = {
     flag: 'allowed-origins',
     env: 'OOMWATCH_ALLOWED_ORIGINS',
     arg: '<origins>',
-    describe: 'Comma-separated browser origins (https://grafana.example) allowed to connect besides the agent\'s own page.',
-    unset: 'only the agent\'s own origin',
+    describe: "Comma-separated browser origins (https://grafana.example) allowed to connect besides the agent's own page.",
+    unset: "only the agent's own origin",
     parse: text => {
       const origins = text.split(',').map(origin => origin.trim())
       const bad = origins.find(origin => !/^https?:\/\/[^/\s]+$/.test(origin))

@@ -8,7 +8,7 @@ export const DETECT_SETTINGS = {
     flag: 'interval',
     env: 'OOMWATCH_INTERVAL_MS',
     arg: '<ms>',
-    describe: 'Quiet tick: reads the last pid allocated (births) and each container\'s memory usage.',
+    describe: "Quiet tick: reads the last pid allocated (births) and each container's memory usage.",
     default: 100,
     parse: milliseconds(1),
   }),

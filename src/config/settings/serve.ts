@@ -34,7 +34,7 @@ export const SERVE_SETTINGS = {
     flag: 'journal-dir',
     env: 'OOMWATCH_JOURNAL_DIR',
     arg: '<dir>',
-    describe: 'Directory where events are journaled (the pod\'s emptyDir), so a restarted agent replays them and seq goes on.',
+    describe: "Directory where events are journaled (the pod's emptyDir), so a restarted agent replays them and seq goes on.",
     unset: 'events kept in memory only',
     parse: nonEmpty('a directory'),
     verify: dir => {

@@ -1,5 +1,12 @@
 import type {
-  ExitPayload, FlamegraphPayload, HelloPayload, IncidentPayload, MemoryFrame, OomwatchEvent, ProcessInfo, RiskPayload,
+  ExitPayload,
+  FlamegraphPayload,
+  HelloPayload,
+  IncidentPayload,
+  MemoryFrame,
+  OomwatchEvent,
+  ProcessInfo,
+  RiskPayload,
 } from '../../protocol/events.js'
 
 /** How much memory history the charts keep and show: five minutes. */
