@@ -44,6 +44,8 @@ interface Parts {
   logger: Logger
   flamegraphs: FlamegraphStore
   recorder: FlamegraphRecorder | undefined
+  /** The actions the user enabled; stopped after the watcher, which calls its hooks. */
+  actor: Actor | undefined
   /** Samples memory for the live page. */
   memoryTimer: NodeJS.Timeout
   /** Set when stop() begins: `/livez` then answers 503. */
@@ -82,6 +84,7 @@ export class Agent {
     await self.start()
     const startedAt = new Date().toISOString()
     const hub = new EventHub(journal.lastSeq)
+    const actor = actionsEnabled(config) ? new Actor({ ...config, emit: payload => hub.emit(payload) }) : undefined
     const watcher = new Watcher({
       config,
       proc: new ProcReader(config.procRoot),
@@ -91,7 +94,7 @@ export class Agent {
       emit: payload => hub.emit(payload),
       capture: (pid, signal) => captureStack(pid, { bin: 'path' in pyspy ? pyspy.path : undefined, timeoutMs: config.pyspyTimeoutMs, signal }),
       logger,
-      ...(actionsEnabled(config) && { actor: new Actor({ ...config, emit: payload => hub.emit(payload) }) }),
+      ...(actor && { actor }),
     })
     const greet = (since: number | undefined): OomwatchEvent[] => {
       const replay = since === undefined ? undefined : journal.since(since)
@@ -174,7 +177,7 @@ export class Agent {
       history.record(readings, now)
       if (server.clientCount > 0) server.broadcastMemory(stamp(memoryFrame(readings, now)))
     }, SAMPLE_MS).unref()
-    const agent = new Agent({ config, pyspy, port, hub, journal, watcher, server, self, logger, flamegraphs, recorder, memoryTimer, lifecycle })
+    const agent = new Agent({ config, pyspy, port, hub, journal, watcher, server, self, logger, flamegraphs, recorder, actor, memoryTimer, lifecycle })
     logger.info(
       { port, host: config.host, pyspy, version: VERSION, lastSeq: journal.lastSeq, rssBytes: self.current.rssBytes },
       `oomwatch ${VERSION} listening on ws://${config.host}:${port}/`,
@@ -186,10 +189,11 @@ export class Agent {
   /** Stops watching (killing any py-spy), closes clients with 1001, flushes the journal and log. Idempotent. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
-      const { watcher, server, self, journal, logger, flamegraphs, recorder, memoryTimer, lifecycle } = this.#parts
+      const { watcher, actor, server, self, journal, logger, flamegraphs, recorder, memoryTimer, lifecycle } = this.#parts
       lifecycle.stopping = true
       clearInterval(memoryTimer)
       await watcher.stop()
+      await actor?.stop()
       await recorder?.stop()
       await server.close()
       self.stop()
