@@ -13,11 +13,13 @@ export function postMortem(w: Watched, last: IncidentPayload | undefined, now: n
   const livedMs = Math.round(now - w.bornAt)
   const where = culprit
     ? `${culprit.function} (${culprit.file}:${culprit.line}) was growing memory`
-    : `no stack was caught before the kill (it lived ${formatMs(livedMs)}, seen ${formatMs(w.seenAt - w.bornAt)} after its start${last ? '' : ', no incident'})`
+    : `no stack was caught before the kill (it lived ${formatMs(livedMs)}, ` +
+      `seen ${formatMs(w.seenAt - w.bornAt)} after its start${last ? '' : ', no incident'})`
   const limit = w.group.limit
   return {
     summary:
-      `pid ${w.info.pid} was OOM-killed: ${where}; peak RSS ${formatBytes(w.peakRss)}, limit ${formatBytes(limit.bytes)} (${limit.source})` +
+      `pid ${w.info.pid} was OOM-killed: ${where}; ` +
+      `peak RSS ${formatBytes(w.peakRss)}, limit ${formatBytes(limit.bytes)} (${limit.source})` +
       (explanation ? `. Likely cause: ${explanation}` : ''),
     ...(culprit && { culprit: { function: culprit.function, file: culprit.file, line: culprit.line } }),
     peakRssBytes: w.peakRss,

@@ -8,15 +8,18 @@ import { Group } from './group.js'
 import { fastestGrowing, isRising, mostUrgent } from './judge.js'
 import type { MemoryReading } from './memory-reading.js'
 import { exitOf } from './post-mortem.js'
+import type { Decision, TickResult } from './decisions.js'
 import type { Births, Sensors } from './sensors.js'
 import { watchedFrom, type Watched } from './watched.js'
-import type { ExitPayload, ProcessInfo } from '../protocol/events.js'
+import type { ProcessInfo } from '../protocol/events.js'
 
 /** The settings a watch step decides by. */
-export type StepConfig = Pick<
-  Config,
-  'match' | 'intervalMs' | 'fastIntervalMs' | 'refreshMs' | 'scanMs' | 'windowMs' | 'triggerFraction' | 'triggerSeconds' | 'cooldownMs' | 'nofileRisk'
->
+export type StepConfig = Pick<Config, 'match' | 'nofileRisk' | 'cooldownMs' | StepTrigger | StepInterval>
+
+type StepTrigger = 'windowMs' | 'triggerFraction' | 'triggerSeconds'
+type StepInterval = 'intervalMs' | 'fastIntervalMs' | 'refreshMs' | 'scanMs'
+
+const NO_PTRACE = 'without ptrace rights (CAP_SYS_PTRACE), Python is recognised by its command line, and py-spy will be refused'
 
 /** What a {@link WatchStep} is made of. */
 export interface StepOptions {
@@ -27,25 +30,9 @@ export interface StepOptions {
   ownPids: ReadonlySet<number>
   /** Tells of births; absent: /proc is listed every scanMs instead. */
   births: Births | undefined
-  /** Without a birth signal, list /proc every tick (a NOFILE clamp must come before the process reads its limits). */
+  /** Without a birth signal, list /proc every intervalMs, not scanMs (a NOFILE clamp must come before the process reads its limits). */
   fastScan: boolean
 }
-
-/**
- * One thing a tick decided, in the order it was decided:
- * - `watch`: a new process to announce (its `process` and `risk` events, the actor's first look);
- * - `exit`: a watched process is gone, with its `exit` event (an OOM kill's post-mortem in it);
- * - `capture`: a runaway to capture; its gate is entered, and the shell must `leave()` it;
- * - `problem`: a failure to log once per `key`; watching goes on.
- */
-export type Decision =
-  | { kind: 'watch'; watched: Watched }
-  | { kind: 'exit'; exit: ExitPayload }
-  | { kind: 'capture'; watched: Watched; verdict: Triggered }
-  | { kind: 'problem'; key: string; error: Error; consequence?: string }
-
-/** What a tick returns: its decisions, and when the next tick is due. */
-export type TickResult = { decisions: Decision[]; delayMs: number }
 
 /**
  * The watch loop's decisions, without timers, events or captures: each {@link tick} reads
@@ -84,7 +71,7 @@ export class WatchStep {
     // Access errors come from every process at once when ptrace rights are missing: one report.
     this.#discovery = new Discovery(options.sensors.proc, options.config.match, (pid, error) =>
       error.code === 'PROC_ACCESS'
-        ? this.#problem('proc-access', error, 'without ptrace rights (CAP_SYS_PTRACE), Python is recognised by its command line, and py-spy will be refused')
+        ? this.#problem('proc-access', error, NO_PTRACE)
         : this.#problem(`read:${pid}`, error),
     )
   }
@@ -101,7 +88,11 @@ export class WatchStep {
 
   /** Each watched process's last RSS and limit. */
   memory(): MemoryReading[] {
-    return Array.from(this.#watched.values(), w => ({ pid: w.info.pid, rssBytes: w.series.lastBytes() ?? 0, limitBytes: w.group.limit.bytes }))
+    return Array.from(this.#watched.values(), w => ({
+      pid: w.info.pid,
+      rssBytes: w.series.lastBytes() ?? 0,
+      limitBytes: w.group.limit.bytes,
+    }))
   }
 
   /** Whether `w` is still heading for its limit, on the samples taken since (its group's usage where there is one). */

@@ -58,12 +58,15 @@ export function watchedFrom(found: Found, group: Group, options: WatchedOptions)
     memory: {
       rssBytes,
       limit: group.limit,
-      ...(cgroup && { cgroup: { version: cgroup.version, dir: cgroup.dir, via: cgroup.via, ...(usage !== undefined && { usageBytes: usage }) } }),
+      ...(cgroup && {
+        cgroup: { version: cgroup.version, dir: cgroup.dir, via: cgroup.via, ...(usage !== undefined && { usageBytes: usage }) },
+      }),
     },
   }
   const series = new Series()
   series.push({ t: now, bytes: rssBytes })
   const risks = findRisks(found.rlimits, { nofileRisk: options.nofileRisk })
   const startedAt = found.execSeenAt ?? bornAt
-  return { info, group, series, gate: new CaptureGate(options.cooldownMs), risks, peakRss: rssBytes, bornAt, startedAt, seenAt: now, readAt: now }
+  const gate = new CaptureGate(options.cooldownMs)
+  return { info, group, series, gate, risks, peakRss: rssBytes, bornAt, startedAt, seenAt: now, readAt: now }
 }

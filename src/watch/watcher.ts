@@ -10,7 +10,8 @@ import { BirthSignal } from '../proc/last-pid.js'
 import type { ProcReader } from '../proc/reader.js'
 import type { MemoryReading } from './memory-reading.js'
 import { ProcSensors, type Births } from './sensors.js'
-import { WatchStep, type Decision, type StepConfig } from './step.js'
+import type { Decision } from './decisions.js'
+import { WatchStep, type StepConfig } from './step.js'
 import type { Watched } from './watched.js'
 import type { EventPayload, IncidentPayload, ProcessInfo } from '../protocol/events.js'
 
@@ -204,7 +205,8 @@ export class Watcher {
     // Acting is decided on fresh samples: the ticks went on while py-spy ran.
     const stillRunaway = this.#step.stillRunaway(w)
     const { afterIncident } = this.#deps
-    if (afterIncident) this.#track(afterIncident(incident, { info: w.info, stillRunaway, signal: this.#stopping.signal }), 'an after-incident step failed')
+    const context = { info: w.info, stillRunaway, signal: this.#stopping.signal }
+    if (afterIncident) this.#track(afterIncident(incident, context), 'an after-incident step failed')
     await this.#deps.actor?.afterIncident(w.info, id, stillRunaway)
   }
 

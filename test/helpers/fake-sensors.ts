@@ -2,7 +2,8 @@ import type { MemoryCgroup } from '../../src/cgroup/memory-cgroup.js'
 import { DEFAULTS } from '../../src/config.js'
 import type { ProcStat } from '../../src/types.js'
 import type { Births, Sensors } from '../../src/watch/sensors.js'
-import { WatchStep, type Decision, type StepConfig, type TickResult } from '../../src/watch/step.js'
+import type { Decision, TickResult } from '../../src/watch/decisions.js'
+import { WatchStep, type StepConfig } from '../../src/watch/step.js'
 import type { MemoryLimit, RlimitTable } from '../../src/protocol/values.js'
 
 export const MiB = 1 << 20
@@ -19,6 +20,15 @@ export interface FakeProcess {
   state: string
   cgroup: string | undefined
   rlimits: RlimitTable
+}
+
+/** A process to start: its RSS (20 MiB), cgroup (none), age (0), executable (python3.11) and rlimits. */
+export interface SpawnOptions {
+  rssBytes?: number
+  cgroup?: string
+  ageMs?: number
+  exe?: string
+  rlimits?: RlimitTable
 }
 
 /** A cgroup of the fake tree: its usage and oom_kill count, as its files would say. */
@@ -63,6 +73,20 @@ export class FakeTree implements Sensors {
     forget: pid => void this.forgotten.push(pid),
   }
 
+  /** Process `pid`, which the test expects to be there. */
+  process(pid: number): FakeProcess {
+    const p = this.processes.get(pid)
+    if (!p) throw new Error(`no process ${pid} in the fake tree`)
+    return p
+  }
+
+  /** Cgroup `id`, which the test expects to be there. */
+  group(id: string): FakeCgroup {
+    const cgroup = this.cgroups.get(id)
+    if (!cgroup) throw new Error(`no cgroup ${id} in the fake tree`)
+    return cgroup
+  }
+
   /** A cgroup with `usage` bytes in use. */
   cgroup(id: string, usage: number, limit = 256 * MiB): FakeCgroup {
     const cgroup = { usage, oomKills: 0, limit }
@@ -71,7 +95,7 @@ export class FakeTree implements Sensors {
   }
 
   /** Starts a process `ageMs` before now (its start time in clock ticks, as /proc says it). */
-  spawn(pid: number, options: { rssBytes?: number; cgroup?: string; ageMs?: number; exe?: string; rlimits?: RlimitTable } = {}): FakeProcess {
+  spawn(pid: number, options: SpawnOptions = {}): FakeProcess {
     const startTime = Math.round((this.now - (options.ageMs ?? 0) - BOOT) / 10)
     const process: FakeProcess = {
       exe: options.exe ?? '/usr/bin/python3.11',
@@ -88,14 +112,18 @@ export class FakeTree implements Sensors {
   locate(pid: number): { cgroup: MemoryCgroup | undefined; limit: MemoryLimit } {
     const id = this.processes.get(pid)?.cgroup
     const cgroup = id === undefined ? undefined : this.cgroups.get(id)
-    if (id === undefined || !cgroup) return { cgroup: undefined, limit: { bytes: this.envLimit, source: 'env', path: 'OOMWATCH_MEMORY_LIMIT' } }
+    if (id === undefined || !cgroup) {
+      return { cgroup: undefined, limit: { bytes: this.envLimit, source: 'env', path: 'OOMWATCH_MEMORY_LIMIT' } }
+    }
     const dir = `/sys/fs/cgroup/${id}`
-    return { cgroup: { id, version: 2, dir, via: 'proc-root', chain: [dir] }, limit: { bytes: cgroup.limit, source: 'cgroup-v2', path: `${dir}/memory.max` } }
+    return {
+      cgroup: { id, version: 2, dir, via: 'proc-root', chain: [dir] },
+      limit: { bytes: cgroup.limit, source: 'cgroup-v2', path: `${dir}/memory.max` },
+    }
   }
 
   counters(cg: MemoryCgroup): { usage(): number; oomKills(): number | undefined; close(): void } {
-    const cgroup = this.cgroups.get(cg.id)
-    if (!cgroup) throw new Error(`no cgroup ${cg.id}`)
+    const cgroup = this.group(cg.id)
     return { usage: () => cgroup.usage, oomKills: () => cgroup.oomKills, close: () => {} }
   }
 
@@ -130,7 +158,13 @@ export function stepOver(tree: FakeTree, births: Births | undefined = new FakeBi
 }
 
 /** Runs ticks every `everyMs` until `untilMs`, calling `between` before each, and gathers every decision. */
-export function run(step: WatchStep, tree: FakeTree, everyMs: number, untilMs: number, between: (now: number) => void = () => {}): { decisions: Decision[]; last: TickResult } {
+export function run(
+  step: WatchStep,
+  tree: FakeTree,
+  everyMs: number,
+  untilMs: number,
+  between: (now: number) => void = () => {},
+): { decisions: Decision[]; last: TickResult } {
   const decisions: Decision[] = []
   let last: TickResult = { decisions: [], delayMs: everyMs }
   while (tree.now + everyMs <= untilMs) {

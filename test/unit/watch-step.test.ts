@@ -3,7 +3,7 @@ import { buildIncident } from '../../src/capture/incident.js'
 import { STARTUP_MS } from '../../src/detect/newborn.js'
 import { ProcReadError } from '../../src/proc/errors.js'
 import { formatBytes } from '../../src/quantity.js'
-import type { Decision } from '../../src/watch/step.js'
+import type { Decision } from '../../src/watch/decisions.js'
 import type { Watched } from '../../src/watch/watched.js'
 import { FakeBirths, FakeTree, HUGE_NOFILE, MiB, only, run, stepOver } from '../helpers/fake-sensors.js'
 
@@ -36,7 +36,7 @@ t.test('a birth is watched within a tick, read every fast tick while it starts, 
   t.equal(born.delayMs, 20, 'a birth brings the tick down to fastIntervalMs')
 
   const bornAt = tree.now
-  const { last } = run(step, tree, 20, bornAt + STARTUP_MS - 100, () => (tree.processes.get(11)!.rssBytes += 1024))
+  const { last } = run(step, tree, 20, bornAt + STARTUP_MS - 100, () => (tree.process(11).rssBytes += 1024))
   t.equal(last.delayMs, 20, 'still fast while it starts')
   // Its first sighting, its read at that same tick, then one a tick.
   t.equal(newborn?.series.length, 2 + (STARTUP_MS - 100) / 20, 'its RSS read at every tick, though its container is steady')
@@ -63,7 +63,7 @@ t.test('a fork that execs Python later is rechecked every tick, and its start-up
   t.same(only(shell.decisions, 'watch'), [], 'a shell is not watched')
   t.equal(shell.delayMs, 20, 'but the tick is fast while it may exec')
   tree.now += 20
-  tree.processes.get(12)!.exe = '/usr/bin/python3.11'
+  tree.process(12).exe = '/usr/bin/python3.11'
   const exec = step.tick(tree.now)
   const found = announced(exec.decisions).get(12)
   t.ok(found, 'found at the next tick, with no birth to tell of it')
@@ -74,8 +74,8 @@ t.test('a fork that execs Python later is rechecked every tick, and its start-up
 /** A leak in cgroup `a`: usage +2 MiB a tick (100 MiB/s of 256 MiB), each member's RSS by its own step. */
 function leak(tree: FakeTree, steps: Record<number, number>): () => void {
   return () => {
-    tree.cgroups.get('a')!.usage += 2 * MiB
-    for (const [pid, bytes] of Object.entries(steps)) tree.processes.get(Number(pid))!.rssBytes += bytes
+    tree.group('a').usage += 2 * MiB
+    for (const [pid, bytes] of Object.entries(steps)) tree.process(Number(pid)).rssBytes += bytes
   }
 }
 
@@ -97,7 +97,7 @@ t.test('culprit choice: a group runaway captures the member that grew most, once
   captures[0]?.watched.gate.leave()
   const later = run(step, tree, 20, 800, leak(tree, { 20: 1.5 * MiB, 22: 0.5 * MiB }))
   t.same(only(later.decisions, 'capture'), [], 'the same reason is not captured again within the cooldown')
-  t.ok(step.stillRunaway(captures[0]!.watched), 'and it is still heading for the limit')
+  t.ok(captures[0] && step.stillRunaway(captures[0].watched), 'and it is still heading for the limit')
 })
 
 t.test('a starting culprit growing like a start-up is held; an elder that grew by more than noise is captured instead', async t => {
@@ -130,10 +130,11 @@ t.test('without a usage of their own, members are judged one by one and the grou
   tree.spawn(41, { ageMs: 60_000 })
   births.pending = true
   const first = step.tick(tree.now)
-  const group = announced(first.decisions).get(40)!.group
+  const group = announced(first.decisions).get(40)?.group
+  if (!group) throw new Error('40 is not watched')
   t.equal(group.hasUsage, false, 'the env limit: no cgroup to read')
   t.equal(group.members.size, 2, 'both share it')
-  const { decisions } = run(step, tree, 20, 400, () => (tree.processes.get(40)!.rssBytes += 3 * MiB))
+  const { decisions } = run(step, tree, 20, 400, () => (tree.process(40).rssBytes += 3 * MiB))
   const captures = only(decisions, 'capture')
   t.equal(captures.length, 1)
   t.equal(captures[0]?.watched.info.pid, 40, 'the grower, judged against the limit alone')
@@ -179,7 +180,8 @@ t.test('OOM attribution: a kill explains one exit of its cgroup; the post-mortem
   const kill = step.tick(tree.now)
   const exits = only(kill.decisions, 'exit')
   t.equal(exits.length, 1, 'found at the tick of the fall, with no scan')
-  const exit = exits[0]!.exit
+  const exit = exits[0]?.exit
+  if (!exit) throw new Error('no exit')
   t.equal(exit.pid, 20)
   t.equal(exit.oomKilled, true, 'the kill is its')
   t.equal(exit.lastIncidentId, '20-abc')
@@ -187,8 +189,9 @@ t.test('OOM attribution: a kill explains one exit of its cgroup; the post-mortem
   t.equal(exit.postMortem?.culprit?.function, 'fd_table')
   t.equal(
     exit.postMortem?.summary,
-    `pid 20 was OOM-killed: fd_table (/app/leak.py:12) was growing memory; peak RSS ${formatBytes(w.peakRss)}, limit 256 MiB (cgroup-v2). ` +
-      `Likely cause: ${w.risks[0]!.message}`,
+    `pid 20 was OOM-killed: fd_table (/app/leak.py:12) was growing memory; ` +
+      `peak RSS ${formatBytes(w.peakRss)}, limit 256 MiB (cgroup-v2). ` +
+      `Likely cause: ${w.risks[0]?.message}`,
   )
   t.ok(tree.forgotten.includes(20), 'its stat handle is let go')
   tree.now += 20
@@ -213,7 +216,7 @@ t.test('a first-instant leak killed before any stack is told as one, not as sile
   tree.spawn(60, { cgroup: 'a', ageMs: 20, rssBytes: 30 * MiB })
   births.pending = true
   step.tick(tree.now)
-  run(step, tree, 20, tree.now + 140, () => (tree.processes.get(60)!.rssBytes += 2 * MiB))
+  run(step, tree, 20, tree.now + 140, () => (tree.process(60).rssBytes += 2 * MiB))
   tree.now += 20
   cgroup.oomKills = 1
   tree.processes.delete(60)
