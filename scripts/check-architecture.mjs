@@ -27,7 +27,7 @@ export const LAYERS = [
   { name: 'hub', prefixes: ['src/hub.ts', 'src/status.ts'] },
   // Each sink is its own area: they all read the hub and never each other, so any one can go.
   { name: 'sinks', prefixes: ['src/journal/', 'src/log.ts', 'src/stream/', 'src/metrics/', 'src/page/'], isolatedAreas: true },
-  { name: 'agent', prefixes: ['src/agent.ts'] },
+  { name: 'agent', prefixes: ['src/agent.ts', 'src/agent/'] },
   { name: 'cli', prefixes: ['src/cli.ts'] },
 ]
 

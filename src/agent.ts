@@ -1,41 +1,34 @@
-import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { totalmem } from 'node:os'
 import type { Logger } from 'pino'
 import { Actor } from './act/actor.js'
+import { actionsEnabled, AgentConfigError, journalSink, openJournal, pageSize } from './agent/setup.js'
+import { readyNote, Status } from './agent/status.js'
 import { captureStack } from './capture/capture.js'
 import { FlamegraphRecorder, FlamegraphStore } from './capture/flamegraph.js'
 import { locatePyspy } from './capture/pyspy-locate.js'
 import { redactConfig, type Config } from './config.js'
-import { Journal } from './journal/journal.js'
+import { EventHub } from './hub.js'
+import type { Journal } from './journal/journal.js'
 import { logSink } from './log.js'
 import { Metrics } from './metrics/registry.js'
-import { MemoryHistory, memoryFrame, SAMPLE_MS } from './page/memory-history.js'
 import { loadPageAssets } from './page/assets.js'
+import { MemoryHistory, memoryFrame, SAMPLE_MS } from './page/memory-history.js'
 import { isRunning } from './proc/identity.js'
 import { ProcReader } from './proc/reader.js'
+import type { PyspyInfo } from './protocol/values.js'
 import { SelfUsage } from './self-usage.js'
 import { Greeter } from './stream/greeting.js'
 import { StreamServer } from './stream/server.js'
 import { StreamStats } from './stream/stats.js'
 import { Watcher } from './watch/watcher.js'
-import type { PyspyInfo } from './protocol/values.js'
-import { EventHub } from './hub.js'
-import type { ProcessInfo } from './protocol/events.js'
-import type { AgentStatus } from './status.js'
+
+export { AgentConfigError } from './agent/setup.js'
 
 /** The package version, from package.json beside src/ and dist/. */
-export const VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
-/** Thrown by `Agent.start` for a setting that cannot work; the CLI exits 2 on it. */
-export class AgentConfigError extends Error {
-  readonly code = 'AGENT_CONFIG'
-}
-
-/** Memory kept for fast replays; the journal on disk holds more. */
-const REPLAY_MEMORY_BYTES = 4 << 20
-
-/** What an agent is made of; built by `Agent.start`. */
+/** What an agent is made of; built by `Agent.start`, ended by `stop` in the reverse order. */
 interface Parts {
   config: Config
   pyspy: PyspyInfo
@@ -47,16 +40,19 @@ interface Parts {
   self: SelfUsage
   logger: Logger
   flamegraphs: FlamegraphStore
+  /** A step of capture, after the incident: records a flame graph. */
   recorder: FlamegraphRecorder | undefined
-  /** Samples memory for the live page. */
+  /** The actions the user enabled; stopped after the watcher, which calls its hooks. */
+  actor: Actor | undefined
+  /** Publishes memory frames for the live page. */
   memoryTimer: NodeJS.Timeout
   /** What the server and the metrics read; `/livez` answers 503 once stop() begins. */
   status: Status
 }
 
 /**
- * Wires the readers, detector, capturer and sinks, and owns their lifecycle: one
- * `start`, one idempotent `stop` that ends every timer, child and socket.
+ * Wires readers, watch loop, capture, hub and sinks (one way: a sink never calls back into
+ * the core), and owns their lifecycle: one `start`, one idempotent `stop`.
  */
 export class Agent {
   readonly config: Config
@@ -81,24 +77,45 @@ export class Agent {
     if ('error' in pyspy && config.pyspy !== undefined) throw new AgentConfigError(`${pyspy.error}; ${pyspy.remedy}`)
     if ('error' in pyspy) logger.warn({ pyspy }, `py-spy not found: incidents will carry no stack. ${pyspy.remedy}`)
     const journal = openJournal(config)
-    if (journal.skippedLines > 0) logger.warn({ skippedLines: journal.skippedLines }, 'journal lines that did not parse were skipped (a write cut short by a crash)')
+    if (journal.skippedLines > 0) {
+      logger.warn({ skippedLines: journal.skippedLines }, 'journal lines that did not parse were skipped (a write cut short by a crash)')
+    }
     const self = new SelfUsage()
     await self.start()
     const startedAt = new Date().toISOString()
     const hub = new EventHub(journal.lastSeq)
+    const emit = hub.emit.bind(hub)
+
+    // The core: the watch loop, and the capture steps after an incident.
+    const flamegraphs = new FlamegraphStore(config.journalDir)
+    const recorder =
+      config.flamegraph && 'path' in pyspy
+        ? new FlamegraphRecorder({
+            bin: pyspy.path,
+            seconds: config.flamegraphSeconds,
+            maxKept: config.flamegraphMax,
+            store: flamegraphs,
+            isAlive: (pid, startTime) => isRunning(config.procRoot, pid, startTime),
+            emit,
+            logger,
+          })
+        : undefined
+    const actor = actionsEnabled(config) ? new Actor({ ...config, emit }) : undefined
     const watcher = new Watcher({
       config,
       proc: new ProcReader(config.procRoot),
       hostMemoryBytes: totalmem(),
       pageSize: pageSize(),
       ownPids: new Set([process.pid]),
-      emit: payload => hub.emit(payload),
+      emit,
       capture: (pid, signal) => captureStack(pid, { bin: 'path' in pyspy ? pyspy.path : undefined, timeoutMs: config.pyspyTimeoutMs, signal }),
       logger,
-      ...(actionsEnabled(config) && { actor: new Actor({ ...config, emit: payload => hub.emit(payload) }) }),
+      ...(actor && { actor }),
+      ...(recorder && { afterIncident: (incident, { info }) => recorder.afterIncident(incident, info.startTime) }),
     })
+
+    // The sinks: each reads the events, or a narrow status, and nothing else.
     const status = new Status(watcher, readyNote(pyspy))
-    const flamegraphs = new FlamegraphStore(config.journalDir)
     const history = new MemoryHistory()
     const streamStats = new StreamStats()
     const metrics = new Metrics({ version: VERSION, pyspyFound: 'path' in pyspy, status, stream: streamStats })
@@ -119,61 +136,39 @@ export class Agent {
     )
     const port = await server.listen().catch((error: NodeJS.ErrnoException) => {
       journal.close()
-      throw new AgentConfigError(`cannot listen on ${config.host}:${config.port} (${error.code ?? error.message}): choose another --port / OOMWATCH_PORT or --host / OOMWATCH_HOST`)
+      throw new AgentConfigError(
+        `cannot listen on ${config.host}:${config.port} (${error.code ?? error.message}): ` +
+          'choose another --port / OOMWATCH_PORT or --host / OOMWATCH_HOST',
+        { cause: error },
+      )
     })
     // The journal first: an event is on disk before any client or log line has it.
-    let journalFailed = false
-    hub.subscribe(event => {
-      try {
-        journal.append(event)
-      } catch (error) {
-        if (!journalFailed) logger.error({ err: (error as Error).message }, 'the journal cannot be written; events still stream and log, but a restart will not replay them')
-        journalFailed = true
-      }
-    })
+    hub.subscribe(journalSink(journal, logger))
     hub.subscribe(logSink(logger))
     hub.subscribeAll(history.sink)
     hub.subscribeAll(server.sink)
     hub.subscribe(metrics.sink)
-    // Last: a flame graph starts once every other sink has the incident.
-    const recorder =
-      config.flamegraph && 'path' in pyspy
-        ? new FlamegraphRecorder({
-            bin: pyspy.path,
-            seconds: config.flamegraphSeconds,
-            maxKept: config.flamegraphMax,
-            store: flamegraphs,
-            isAlive: (pid, startTime) => isRunning(config.procRoot, pid, startTime),
-            emit: payload => hub.emit(payload),
-            logger,
-          })
-        : undefined
-    // TODO(integrator): call from the watcher's afterIncident hook, recorder.afterIncident(incident, info.startTime), and drop this sink.
-    if (recorder) {
-      // After the hub has handed the incident to every sink, never inside its loop.
-      hub.subscribe(event => {
-        if (event.type === 'incident') queueMicrotask(() => void recorder.afterIncident(event))
-      })
-    }
     // Memory frames take no seq: a client replaying by seq sees no gap for them.
     const memoryTimer = setInterval(() => hub.publish(memoryFrame(watcher.memory(), Date.now())), SAMPLE_MS).unref()
-    const agent = new Agent({ config, pyspy, port, hub, journal, watcher, server, self, logger, flamegraphs, recorder, memoryTimer, status })
+
+    const parts = { config, pyspy, port, hub, journal, watcher, server, self, logger, flamegraphs, recorder, actor, memoryTimer, status }
     logger.info(
       { port, host: config.host, pyspy, version: VERSION, lastSeq: journal.lastSeq, rssBytes: self.current.rssBytes },
       `oomwatch ${VERSION} listening on ws://${config.host}:${port}/`,
     )
     watcher.start()
-    return agent
+    return new Agent(parts)
   }
 
   /** Stops watching (killing any py-spy), closes clients with 1001, flushes the journal and log. Idempotent. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
-      const { watcher, server, self, journal, logger, flamegraphs, recorder, memoryTimer, status } = this.#parts
+      const { watcher, actor, server, self, journal, logger, flamegraphs, recorder, memoryTimer, status } = this.#parts
       status.stopping = true
       clearInterval(memoryTimer)
-      await watcher.stop()
-      await recorder?.stop()
+      // The watcher waits for its after-incident steps: a recording under way is killed meanwhile, not waited out.
+      await Promise.all([watcher.stop(), recorder?.stop()])
+      await actor?.stop()
       await server.close()
       self.stop()
       journal.close()
@@ -182,62 +177,5 @@ export class Agent {
       logger.flush()
     })()
     return this.#stopping
-  }
-}
-
-/** The agent's state as the sinks read it: the watcher's, and whether the agent is stopping. */
-class Status implements AgentStatus {
-  /** Set when stop() begins: `/livez` then answers 503. */
-  stopping = false
-  readonly #watcher: Watcher
-
-  constructor(
-    watcher: Watcher,
-    readonly readyNote: string,
-  ) {
-    this.#watcher = watcher
-  }
-
-  get ready(): boolean {
-    return this.#watcher.ready
-  }
-
-  get live(): boolean {
-    return !this.stopping && this.#watcher.alive
-  }
-
-  processes(): ProcessInfo[] {
-    return this.#watcher.processes()
-  }
-}
-
-/** What `/readyz` says of py-spy: where it is, or why incidents will carry no stack. */
-function readyNote(pyspy: PyspyInfo): string {
-  if ('path' in pyspy) return `py-spy ${pyspy.version} at ${pyspy.path}`
-  return `py-spy missing: ${pyspy.error}; incidents will carry no stack (${pyspy.remedy})`
-}
-
-/** Every action is off unless the user enabled it. */
-function actionsEnabled(config: Config): boolean {
-  return config.clampNofile !== undefined || config.onRunaway !== 'none'
-}
-
-function openJournal(config: Config): Journal {
-  try {
-    return new Journal({ ...(config.journalDir !== undefined && { dir: config.journalDir }), maxBytes: config.journalMaxBytes, memoryBytes: REPLAY_MEMORY_BYTES })
-  } catch (error) {
-    throw new AgentConfigError(
-      `cannot use the journal directory ${config.journalDir} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): ` +
-        'mount a writable volume there (an emptyDir), or unset --journal-dir / OOMWATCH_JOURNAL_DIR',
-    )
-  }
-}
-
-/** RSS in /proc/<pid>/stat is in pages; 4 KiB unless the kernel says otherwise (arm64 may use 64 KiB). */
-function pageSize(): number {
-  try {
-    return Number(execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).trim()) || 4096
-  } catch {
-    /* c8 ignore next */ return 4096 // getconf is part of libc-bin; absent only on exotic images
   }
 }

@@ -13,11 +13,8 @@ export interface TriggerOptions {
 }
 
 
-/** The detector's reading of one memory series against its limit. */
-export interface Verdict {
-  /** `rising`: up by more than noise since the last fall; `runaway`: a trigger fired. */
-  state: 'steady' | 'rising' | 'runaway'
-  reason?: TriggerReason
+/** The figures of a verdict, whatever its state. */
+export interface Reading {
   usage: number
   limit: number
   fraction: number
@@ -25,13 +22,15 @@ export interface Verdict {
   secondsToLimit: number
 }
 
-/** A verdict whose trigger fired: what a capture is started with. */
-export type Triggered = Verdict & { reason: TriggerReason }
+/**
+ * The detector's reading of one memory series against its limit, keyed on `state`:
+ * `rising` is up by more than noise since the last fall; `runaway` is a trigger that
+ * fired, and only it carries a `reason`.
+ */
+export type Verdict = (Reading & { state: 'steady' | 'rising'; reason?: undefined }) | Triggered
 
-/** True when the verdict's trigger fired. */
-export function isTriggered(verdict: Verdict): verdict is Triggered {
-  return verdict.reason !== undefined
-}
+/** A verdict whose trigger fired: what a capture is started with. */
+export type Triggered = Reading & { state: 'runaway'; reason: TriggerReason }
 
 /** Samples a rise must span (two intervals) before it may trigger: one jump is not a trend. */
 const MIN_RUN_SAMPLES = 3

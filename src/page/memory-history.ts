@@ -1,17 +1,11 @@
 import { Series } from '../detect/series.js'
 import type { HubEvent } from '../hub.js'
 import type { MemoryPayload } from '../protocol/events.js'
+import type { MemoryReading } from '../watch/memory-reading.js'
 
 /** How far back the live page's charts go, and how often a point is taken. */
 export const HISTORY_MS = 5 * 60_000
 export const SAMPLE_MS = 1000
-
-/** One watched process's memory now: what a point of the live page's chart is made of. */
-export interface MemoryReading {
-  pid: number
-  rssBytes: number
-  limitBytes: number
-}
 
 /**
  * The recent RSS of each watched process, for the live page: sampled every

@@ -4,6 +4,9 @@ import { identifyPython, isPythonExecutable } from '../proc/python.js'
 import type { ProcReader } from '../proc/reader.js'
 import type { PythonIdentity, RlimitTable } from '../protocol/values.js'
 
+/** What discovery reads of a pid. */
+export type DiscoveryReads = Pick<ProcReader, 'exe' | 'cmdline' | 'maps' | 'stat' | 'limits'>
+
 /** A Python process found by a scan, with what was read of it. */
 export interface Found {
   pid: number
@@ -54,7 +57,7 @@ export class Discovery {
   readonly #young = new Set<number>()
 
   constructor(
-    private readonly proc: ProcReader,
+    private readonly proc: DiscoveryReads,
     private readonly match: RegExp | undefined,
     private readonly onReadError: (pid: number, error: ProcReadError) => void,
   ) {}

@@ -3,6 +3,9 @@ import { Series } from '../detect/series.js'
 import { noiseFloor, type Verdict } from '../detect/trigger.js'
 import type { MemoryLimit } from '../protocol/values.js'
 
+/** A cgroup's counters, read every tick: `CgroupCounters`, or a fake in unit tests. */
+export type GroupCounters = Pick<CgroupCounters, 'usage' | 'oomKills' | 'close'>
+
 /**
  * The processes that share one memory limit: a container's cgroup, or (without one)
  * the configured or host limit. Its usage is the cheap signal read every tick.
@@ -16,7 +19,7 @@ export class Group {
   fell = false
   /** When every member's RSS was last read (monotonic ms). */
   membersReadAt = -Infinity
-  #counters: CgroupCounters | undefined
+  #counters: GroupCounters | undefined
   /** oom_kill count already explained by an exit (or there before we looked). */
   #oomKillsSeen: number
   /** Why the cgroup's counters could not be opened, to be reported once; members are then judged one by one. */
@@ -30,9 +33,10 @@ export class Group {
     readonly key: string,
     readonly limit: MemoryLimit,
     readonly cgroup: MemoryCgroup | undefined,
+    open: (cgroup: MemoryCgroup) => GroupCounters = cg => new CgroupCounters(cg),
   ) {
     try {
-      this.#counters = cgroup ? new CgroupCounters(cgroup) : undefined
+      this.#counters = cgroup ? open(cgroup) : undefined
     } catch (error) {
       this.openError = error as Error
     }

@@ -1,6 +1,6 @@
 import { formatBytes } from '../quantity.js'
-import type { Watched } from './watcher.js'
-import type { IncidentPayload, PostMortem } from '../protocol/events.js'
+import type { Watched } from './watched.js'
+import type { ExitPayload, IncidentPayload, PostMortem } from '../protocol/events.js'
 
 /**
  * The story of an OOM kill, from the last incident (when there was one) and the process's
@@ -13,11 +13,13 @@ export function postMortem(w: Watched, last: IncidentPayload | undefined, now: n
   const livedMs = Math.round(now - w.bornAt)
   const where = culprit
     ? `${culprit.function} (${culprit.file}:${culprit.line}) was growing memory`
-    : `no stack was caught before the kill (it lived ${formatMs(livedMs)}, seen ${formatMs(w.seenAt - w.bornAt)} after its start${last ? '' : ', no incident'})`
+    : `no stack was caught before the kill (it lived ${formatMs(livedMs)}, ` +
+      `seen ${formatMs(w.seenAt - w.bornAt)} after its start${last ? '' : ', no incident'})`
   const limit = w.group.limit
   return {
     summary:
-      `pid ${w.info.pid} was OOM-killed: ${where}; peak RSS ${formatBytes(w.peakRss)}, limit ${formatBytes(limit.bytes)} (${limit.source})` +
+      `pid ${w.info.pid} was OOM-killed: ${where}; ` +
+      `peak RSS ${formatBytes(w.peakRss)}, limit ${formatBytes(limit.bytes)} (${limit.source})` +
       (explanation ? `. Likely cause: ${explanation}` : ''),
     ...(culprit && { culprit: { function: culprit.function, file: culprit.file, line: culprit.line } }),
     peakRssBytes: w.peakRss,
@@ -25,6 +27,21 @@ export function postMortem(w: Watched, last: IncidentPayload | undefined, now: n
     limitSource: limit.source,
     livedMs,
     ...(explanation && { explanation }),
+  }
+}
+
+/** The `exit` event of a watched process that is gone; `oomKilled`: its cgroup's oom_kill count rose for it. */
+export function exitOf(w: Watched, oomKilled: boolean, now: number): ExitPayload {
+  const last = w.lastIncident
+  return {
+    type: 'exit',
+    pid: w.info.pid,
+    cmdline: w.info.cmdline,
+    oomKilled,
+    ...(last && { lastIncidentId: last.id }),
+    peakRssBytes: w.peakRss,
+    livedMs: Math.round(now - w.bornAt),
+    ...(oomKilled && { postMortem: postMortem(w, last, now) }),
   }
 }
 

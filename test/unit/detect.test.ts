@@ -232,7 +232,7 @@ t.test('assess: an accelerating leak is judged by its present speed', async t =>
 
 t.test('nextIntervalMs', async t => {
   const at = (fraction: number, state: Verdict['state'] = 'steady'): Verdict => ({
-    state,
+    ...(state === 'runaway' ? { state, reason: 'time-to-limit' as const } : { state }),
     usage: fraction * LIMIT,
     limit: LIMIT,
     fraction,

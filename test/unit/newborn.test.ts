@@ -1,7 +1,7 @@
 import t from 'tap'
 import { hasSettled, IMMINENT_SECONDS, judgeStarting, SETTLE_MS, STARTUP_MAX_BYTES_PER_SEC, STARTUP_MS } from '../../src/detect/newborn.js'
 import { Series } from '../../src/detect/series.js'
-import { assess, type TriggerOptions, type Verdict } from '../../src/detect/trigger.js'
+import { assess, type Triggered, type TriggerOptions, type Verdict } from '../../src/detect/trigger.js'
 import type { Sample } from '../../src/types.js'
 
 const MiB = 1 << 20
@@ -101,7 +101,7 @@ t.test('hasSettled: a pause of SETTLE_MS with less than 1 MiB of growth', async 
 })
 
 t.test('judgeStarting', async t => {
-  const runaway = (secondsToLimit: number, reason: Verdict['reason'] = 'time-to-limit'): Verdict => ({
+  const runaway = (secondsToLimit: number, reason: Triggered['reason'] = 'time-to-limit'): Verdict => ({
     state: 'runaway',
     reason,
     usage: 50 * MiB,
