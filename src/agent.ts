@@ -26,7 +26,8 @@ import { Watcher } from './watch/watcher.js'
 export { AgentConfigError } from './agent/setup.js'
 
 /** The package version, from package.json beside src/ and dist/. */
-export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
+  .version
 
 /** What an agent is made of; built by `Agent.start`, ended by `stop` in the reverse order. */
 interface Parts {
@@ -108,7 +109,8 @@ export class Agent {
       pageSize: pageSize(),
       ownPids: new Set([process.pid]),
       emit,
-      capture: (pid, signal) => captureStack(pid, { bin: 'path' in pyspy ? pyspy.path : undefined, timeoutMs: config.pyspyTimeoutMs, signal }),
+      capture: (pid, signal) =>
+        captureStack(pid, { bin: 'path' in pyspy ? pyspy.path : undefined, timeoutMs: config.pyspyTimeoutMs, signal }),
       logger,
       ...(actor && { actor }),
       ...(recorder && { afterIncident: (incident, { info }) => recorder.afterIncident(incident, info.startTime) }),

@@ -75,19 +75,40 @@ export class Actor {
     const what = this.#options.onRunaway
     if (what === 'none') return
     const base = { type: 'action' as const, action: what, pid: info.pid, cmdline: info.cmdline, incidentId }
-    if (!stillRunaway) return this.#options.emit({ ...base, reason: 'the incident is out', result: 'skipped', detail: 'no longer predicted to reach the limit' })
+    if (!stillRunaway)
+      return this.#options.emit({
+        ...base,
+        reason: 'the incident is out',
+        result: 'skipped',
+        detail: 'no longer predicted to reach the limit',
+      })
     const reason = 'still predicted to reach the memory limit after its stack was taken'
     const refused = protectedReason(info.pid, info.ppid, this.#options.actOnEntrypoint)
-    if (refused) return this.#options.emit({ ...base, reason, result: 'skipped', detail: `left alone: ${refused} (see --act-on-entrypoint)` })
+    if (refused)
+      return this.#options.emit({ ...base, reason, result: 'skipped', detail: `left alone: ${refused} (see --act-on-entrypoint)` })
     if (what === 'stop') {
       const outcome = await stopProcess(this.#options.procRoot, info.pid, info.startTime, this.#options.stopGraceMs)
-      return this.#options.emit({ ...base, reason, result: outcome === 'gone' ? 'failed' : 'done', detail: outcome === 'gone' ? 'it was gone before the signal' : `ended by ${outcome === 'killed' ? 'SIGKILL' : 'SIGTERM'}` })
+      return this.#options.emit({
+        ...base,
+        reason,
+        result: outcome === 'gone' ? 'failed' : 'done',
+        detail: outcome === 'gone' ? 'it was gone before the signal' : `ended by ${outcome === 'killed' ? 'SIGKILL' : 'SIGTERM'}`,
+      })
     }
-    if (!signalSame(this.#options.procRoot, info.pid, info.startTime, 'SIGSTOP')) return this.#options.emit({ ...base, reason, result: 'failed', detail: 'it was gone before the signal' })
-    const timer = setTimeout(() => void this.#unfreeze(info.pid, `frozen for ${this.#options.freezeMaxMs} ms (--freeze-max)`), this.#options.freezeMaxMs)
+    if (!signalSame(this.#options.procRoot, info.pid, info.startTime, 'SIGSTOP'))
+      return this.#options.emit({ ...base, reason, result: 'failed', detail: 'it was gone before the signal' })
+    const timer = setTimeout(
+      () => void this.#unfreeze(info.pid, `frozen for ${this.#options.freezeMaxMs} ms (--freeze-max)`),
+      this.#options.freezeMaxMs,
+    )
     timer.unref()
     this.#frozen.set(info.pid, { info, timer })
-    this.#options.emit({ ...base, reason, result: 'done', detail: `SIGSTOP: attach with py-spy dump --pid ${info.pid} or gdb; released or stopped after ${this.#options.freezeMaxMs} ms` })
+    this.#options.emit({
+      ...base,
+      reason,
+      result: 'done',
+      detail: `SIGSTOP: attach with py-spy dump --pid ${info.pid} or gdb; released or stopped after ${this.#options.freezeMaxMs} ms`,
+    })
   }
 
   /** Releases every frozen process: an agent that stops must not leave them stopped. Idempotent. */
@@ -107,7 +128,12 @@ export class Actor {
       return this.#options.emit({ ...base, action: 'release', result: done ? 'done' : 'failed', ...(!done && { detail: 'it was gone' }) })
     }
     const outcome = await stopProcess(this.#options.procRoot, pid, info.startTime, this.#options.stopGraceMs)
-    this.#options.emit({ ...base, action: 'stop', result: outcome === 'gone' ? 'failed' : 'done', detail: outcome === 'gone' ? 'it was gone' : `ended by ${outcome === 'killed' ? 'SIGKILL' : 'SIGTERM'}` })
+    this.#options.emit({
+      ...base,
+      action: 'stop',
+      result: outcome === 'gone' ? 'failed' : 'done',
+      detail: outcome === 'gone' ? 'it was gone' : `ended by ${outcome === 'killed' ? 'SIGKILL' : 'SIGTERM'}`,
+    })
   }
 
   /** How long after its start the process was acted on, from /proc/uptime; undefined on fixture trees. */

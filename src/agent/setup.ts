@@ -41,7 +41,8 @@ export function journalSink(journal: Journal, logger: Logger): Sink {
     try {
       journal.append(event)
     } catch (error) {
-      if (!failed) logger.error({ err: error }, 'the journal cannot be written; events still stream and log, but a restart will not replay them')
+      if (!failed)
+        logger.error({ err: error }, 'the journal cannot be written; events still stream and log, but a restart will not replay them')
       failed = true
     }
   }

@@ -1,6 +1,5 @@
 import type { Risk, RlimitTable, RlimitValue } from '../protocol/values.js'
 
-
 export interface RiskOptions {
   /** NOFILE hard limit above which code sized by it is dangerous (default 1048576). */
   nofileRisk: number
@@ -29,7 +28,8 @@ export function findRisks(rlimits: RlimitTable, options: RiskOptions): Risk[] {
       const value = nofile[which]
       if (!exceeds(value, options.nofileRisk)) continue
       const shown = value === 'unlimited' ? 'unlimited' : String(value)
-      const estimate = value === 'unlimited' ? '' : ` (about ${Math.round((value * SET_BYTES_PER_ENTRY) / MiB)} MiB for a set of every fd number)`
+      const estimate =
+        value === 'unlimited' ? '' : ` (about ${Math.round((value * SET_BYTES_PER_ENTRY) / MiB)} MiB for a set of every fd number)`
       risks.push({
         rule: `nofile-${which}-huge`,
         rlimit: 'NOFILE',

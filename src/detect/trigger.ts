@@ -12,7 +12,6 @@ export interface TriggerOptions {
   windowMs: number
 }
 
-
 /** The figures of a verdict, whatever its state. */
 export interface Reading {
   usage: number

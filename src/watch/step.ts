@@ -70,9 +70,7 @@ export class WatchStep {
     this.#trigger = { fraction: triggerFraction, seconds: triggerSeconds, windowMs }
     // Access errors come from every process at once when ptrace rights are missing: one report.
     this.#discovery = new Discovery(options.sensors.proc, options.config.match, (pid, error) =>
-      error.code === 'PROC_ACCESS'
-        ? this.#problem('proc-access', error, NO_PTRACE)
-        : this.#problem(`read:${pid}`, error),
+      error.code === 'PROC_ACCESS' ? this.#problem('proc-access', error, NO_PTRACE) : this.#problem(`read:${pid}`, error),
     )
   }
 

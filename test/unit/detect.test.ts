@@ -72,7 +72,14 @@ t.test('measureGrowth', async t => {
     t.strictSame(growthOf([{ t: 0, bytes: 5 * MiB }], 2000, MiB), { bytesPerSec: 0, risen: 0, runLength: 1 })
   })
   t.test('two samples at the same instant: no rate, no division by zero', async t => {
-    const g = growthOf([{ t: 5, bytes: 0 }, { t: 5, bytes: 10 * MiB }], 2000, MiB)
+    const g = growthOf(
+      [
+        { t: 5, bytes: 0 },
+        { t: 5, bytes: 10 * MiB },
+      ],
+      2000,
+      MiB,
+    )
     t.equal(g.bytesPerSec, 0)
     t.equal(g.risen, 10 * MiB)
   })
@@ -93,11 +100,18 @@ t.test('measureGrowth', async t => {
     t.equal(growthOf(samples, 2000, 0).runLength, 2, 'with no tolerance the same dip ends the rise')
   })
   t.test('the newest sample ends a fall: run of 1, no rate', async t => {
-    const samples = [{ t: 0, bytes: 50 * MiB }, { t: 100, bytes: 10 * MiB }]
+    const samples = [
+      { t: 0, bytes: 50 * MiB },
+      { t: 100, bytes: 10 * MiB },
+    ]
     t.strictSame(growthOf(samples, 2000, MiB), { bytesPerSec: 0, risen: 0, runLength: 1 })
   })
   t.test('a slow decline within the tolerance: rate clamped at 0', async t => {
-    const samples = [{ t: 0, bytes: 50 * MiB }, { t: 100, bytes: 50 * MiB - 1000 }, { t: 200, bytes: 50 * MiB - 2000 }]
+    const samples = [
+      { t: 0, bytes: 50 * MiB },
+      { t: 100, bytes: 50 * MiB - 1000 },
+      { t: 200, bytes: 50 * MiB - 2000 },
+    ]
     const g = growthOf(samples, 2000, MiB)
     t.equal(g.bytesPerSec, 0)
     t.equal(g.risen, -2000)
@@ -121,7 +135,10 @@ t.test('assess: slow leak, 40 MB/s sampled every 100 ms into 256 MiB', async t =
   t.equal(list[1]!.state, 'rising', 'one rising interval: rising, not yet a runaway')
   const at = firstRunaway(list)
   t.ok(at >= 2, 'no trigger before the rise spans 3 samples')
-  t.ok(list.slice(1, at).every(v => v.state === 'rising'), 'rising all the way to the trigger')
+  t.ok(
+    list.slice(1, at).every(v => v.state === 'rising'),
+    'rising all the way to the trigger',
+  )
   const trigger = list[at]!
   t.equal(trigger.reason, 'time-to-limit')
   // It triggers at the first sample whose predicted time to the limit is <= 3 s.
@@ -130,7 +147,10 @@ t.test('assess: slow leak, 40 MB/s sampled every 100 ms into 256 MiB', async t =
   t.equal(trigger.bytesPerSec, rate)
   t.ok(trigger.secondsToLimit <= 3 && trigger.secondsToLimit > 3 - everyMs / 1000)
   t.ok(trigger.fraction < OPTIONS.fraction, 'well before the 90% mark')
-  t.ok(list.slice(at).every(v => v.state === 'runaway' && v.reason === 'time-to-limit'), 'and stays a runaway')
+  t.ok(
+    list.slice(at).every(v => v.state === 'runaway' && v.reason === 'time-to-limit'),
+    'and stays a runaway',
+  )
 })
 
 t.test('assess: fast leak, 1 GB/s, triggers at the third rising sample', async t => {
@@ -150,7 +170,10 @@ t.test('assess: sawtooth, 20 -> 100 MB at 30 MB/s then freed, for 20 s: never a 
   const samples = series(201, 100, s => 20 * MB + ((30 * MB * s) % (80 * MB)))
   const list = verdicts(samples)
   t.equal(firstRunaway(list), -1)
-  t.ok(list.some(v => v.state === 'rising'), 'its rises are seen')
+  t.ok(
+    list.some(v => v.state === 'rising'),
+    'its rises are seen',
+  )
   const peak = Math.max(...samples.map(s => s.bytes))
   t.ok(peak > 95 * MB, 'the teeth reach ~100 MB')
   // Right after a free, the rise starts over.
@@ -162,7 +185,10 @@ t.test('assess: steady at 95% of the limit with ±0.5 MiB jitter for 30 s: never
   const next = random(42)
   const samples = series(301, 100, () => 0.95 * LIMIT + (next() - 0.5) * MiB)
   const list = verdicts(samples)
-  t.ok(list.every(v => v.state === 'steady'), 'steady at every tick')
+  t.ok(
+    list.every(v => v.state === 'steady'),
+    'steady at every tick',
+  )
   t.ok(list.every(v => v.fraction > 0.94 && v.fraction < 0.96))
   t.equal(nextIntervalMs(list.at(-1), 1000, 20, 0.9), 20, 'but watched closely')
 })
@@ -205,7 +231,10 @@ t.test('assess: a leak with small GC dips still triggers', async t => {
   const step = rate / 10
   // every fifth sample is 1 MiB below the one before it (a GC pass), then the leak resumes
   const samples = series(Math.ceil((LIMIT - 20 * MiB) / step), 100, (s, i) => 20 * MiB + rate * s - (i % 5 === 4 ? step + MiB : 0))
-  t.ok(samples.some((s, i) => i > 0 && s.bytes < samples[i - 1]!.bytes), 'the series does dip')
+  t.ok(
+    samples.some((s, i) => i > 0 && s.bytes < samples[i - 1]!.bytes),
+    'the series does dip',
+  )
   const list = verdicts(samples)
   const at = firstRunaway(list)
   t.ok(at > 0, 'triggers')
@@ -248,10 +277,25 @@ t.test('nextIntervalMs', async t => {
   t.equal(nextIntervalMs(at(0.9), 1000, 20, 0.9), 20, 'at the trigger fraction')
   t.equal(nextIntervalMs(at(0.99), 1000, 20, 0.9), 20, 'past it')
   const eased = [0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85].map(f => nextIntervalMs(at(f), 1000, 20, 0.9))
-  t.ok(eased.every((ms, i) => ms < 1000 && ms > 20 && (i === 0 || ms < eased[i - 1]!)), `eases down: ${eased.join(' ')}`)
+  t.ok(
+    eased.every((ms, i) => ms < 1000 && ms > 20 && (i === 0 || ms < eased[i - 1]!)),
+    `eases down: ${eased.join(' ')}`,
+  )
   t.equal(nextIntervalMs(at(0.505), 1000, 20, 0.5), 510, 'a trigger fraction at half eases over 1%')
   // and from real verdicts
-  t.equal(nextIntervalMs(judge(series(10, 100, () => 10 * MiB), LIMIT, OPTIONS), 1000, 20, 0.9), 1000)
+  t.equal(
+    nextIntervalMs(
+      judge(
+        series(10, 100, () => 10 * MiB),
+        LIMIT,
+        OPTIONS,
+      ),
+      1000,
+      20,
+      0.9,
+    ),
+    1000,
+  )
   t.equal(nextIntervalMs(judge(linearLeak(20 * MiB, 40 * MB, 100).slice(0, 2), LIMIT, OPTIONS), 1000, 20, 0.9), 20)
 })
 
@@ -261,7 +305,15 @@ t.test('Series keeps at most its capacity, newest last, across the wrap of its r
   t.equal(small.length, 0)
   for (let i = 0; i < 5; i++) small.push({ t: i, bytes: i * 10 })
   t.equal(small.length, 3)
-  t.strictSame(small.toArray(), [{ t: 2, bytes: 20 }, { t: 3, bytes: 30 }, { t: 4, bytes: 40 }], 'the oldest were dropped')
+  t.strictSame(
+    small.toArray(),
+    [
+      { t: 2, bytes: 20 },
+      { t: 3, bytes: 30 },
+      { t: 4, bytes: 40 },
+    ],
+    'the oldest were dropped',
+  )
   t.equal(small.t(0), 2)
   t.equal(small.bytes(2), 40)
   t.equal(small.lastBytes(), 40)
@@ -317,7 +369,10 @@ t.test('findRisks', async t => {
   })
   t.test('soft and hard both huge: two risks', async t => {
     const risks = findRisks(table({ NOFILE: { soft: 1073741816, hard: 1073741816, units: 'files' } }), options)
-    t.strictSame(risks.map(r => r.rule), ['nofile-hard-huge', 'nofile-soft-huge'])
+    t.strictSame(
+      risks.map(r => r.rule),
+      ['nofile-hard-huge', 'nofile-soft-huge'],
+    )
     t.match(risks[1]!.message, 'set(range(0, soft_limit))')
   })
   t.test('unlimited', async t => {
@@ -329,7 +384,10 @@ t.test('findRisks', async t => {
   })
   t.test('AS limited', async t => {
     const risks = findRisks(table({ AS: { soft: 4294967296, hard: 'unlimited', units: 'bytes' } }), options)
-    t.strictSame(risks.map(r => r.rule), ['as-limited'])
+    t.strictSame(
+      risks.map(r => r.rule),
+      ['as-limited'],
+    )
     t.match(risks[0], { rlimit: 'AS', value: 4294967296 })
     t.match(risks[0]!.message, /4294967296 bytes.*MemoryError/)
   })

@@ -47,7 +47,10 @@ t.test('a pid seen at the first scan is not young; a wrapper that execs late is 
 })
 
 t.test('young pids age out, and a vanished one is not waited for', async t => {
-  const exes = new Map([[12, '/bin/sh'], [13, '/bin/sh']])
+  const exes = new Map([
+    [12, '/bin/sh'],
+    [13, '/bin/sh'],
+  ])
   const discovery = new Discovery(fakeProc(exes), undefined, () => t.fail('no read error'))
   discovery.examine(12, 0, true)
   discovery.examine(13, 0, true)

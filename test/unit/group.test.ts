@@ -15,7 +15,11 @@ function groupOver(t: Test) {
   setUsage(10 * MiB)
   writeFileSync(join(dir, 'memory.oom_control'), 'oom_kill_disable 0\nunder_oom 0\noom_kill 0\n')
   const cgroup: MemoryCgroup = { id: '1:test', version: 1, dir, via: 'agent-mount', chain: [dir] }
-  const group = new Group('1:test', { bytes: LIMIT, source: 'cgroup-v1', path: join(dir, 'memory.limit_in_bytes'), via: 'agent-mount' }, cgroup)
+  const group = new Group(
+    '1:test',
+    { bytes: LIMIT, source: 'cgroup-v1', path: join(dir, 'memory.limit_in_bytes'), via: 'agent-mount' },
+    cgroup,
+  )
   t.teardown(() => group.close())
   return { group, setUsage, dir }
 }
@@ -28,7 +32,11 @@ t.test('usage is read every tick, kept when it moved or the interval passed', as
   t.equal(group.sample(100, 100), true, 'the interval passed: kept')
   setUsage(11 * MiB)
   t.equal(group.sample(120, 100), true, 'a move of a quarter of the noise floor is kept at once')
-  t.same(group.series.toArray().map(s => s.t), [0, 100, 120], 'the series holds what was kept')
+  t.same(
+    group.series.toArray().map(s => s.t),
+    [0, 100, 120],
+    'the series holds what was kept',
+  )
   t.equal(group.fell, false)
 })
 

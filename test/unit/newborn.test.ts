@@ -15,7 +15,13 @@ function fromBirth(startBytes: number, rate: number, ticks: number): Sample[] {
 }
 
 /** A process `ageMs` into its start-up, whose own RSS is `own`, under the default detector. */
-const starting = (ageMs: number, own: Series, settledBytes?: number) => ({ ageMs, own, settledBytes, windowMs: OPTIONS.windowMs, triggerFraction: OPTIONS.fraction })
+const starting = (ageMs: number, own: Series, settledBytes?: number) => ({
+  ageMs,
+  own,
+  settledBytes,
+  windowMs: OPTIONS.windowMs,
+  triggerFraction: OPTIONS.fraction,
+})
 
 /** The verdict after each tick, as the watcher judges a process that is `t` ms old at sample t (its RSS is its container's usage). */
 function tickByTick(samples: readonly Sample[], limit = LIMIT): Verdict[] {
@@ -58,14 +64,20 @@ t.test('a first-instant leak at 200 MB/s into 128 MiB fires while the limit is s
 })
 
 /** The heavy start-up measured (13 -> 63 MiB in ~250 ms, ~250 MiB/s), then flat for 5 s. */
-const heavyStartup = Array.from({ length: 260 }, (_, i) => ({ t: i * 20, bytes: Math.round(13 * MiB + 50 * MiB * Math.min(1, (i * 20) / 200)) }))
+const heavyStartup = Array.from({ length: 260 }, (_, i) => ({
+  t: i * 20,
+  bytes: Math.round(13 * MiB + 50 * MiB * Math.min(1, (i * 20) / 200)),
+}))
 
 for (const limitMiB of [256, 128]) {
   t.test(`a heavy start-up (13 to 63 MiB at 250 MiB/s, then flat) is no incident at ${limitMiB} MiB`, async t => {
     const list = tickByTick(heavyStartup, limitMiB * MiB)
     t.equal(list.filter(v => v.reason).length, 0, 'never a trigger, in start-up nor after it')
     const unheld = heavyStartup.map((_, i) => assess(Series.of(heavyStartup.slice(0, i + 1)), limitMiB * MiB, OPTIONS))
-    t.ok(unheld.some(v => v.reason === 'time-to-limit'), 'the same rise, judged without the start-up rules, would have fired')
+    t.ok(
+      unheld.some(v => v.reason === 'time-to-limit'),
+      'the same rise, judged without the start-up rules, would have fired',
+    )
   })
 }
 
@@ -80,24 +92,75 @@ t.test('a 200 MB/s leak after a second of quiet life is judged as a leak, not he
   const first = list.findIndex(v => v.reason !== undefined)
   t.ok(first > 0, 'it triggers')
   t.equal(list[first]!.reason, 'time-to-limit')
-  t.ok(list[first]!.fraction < 0.5, `early: at ${Math.round(list[first]!.fraction * 100)}% of the limit, not held to the trigger fraction (90%)`)
+  t.ok(
+    list[first]!.fraction < 0.5,
+    `early: at ${Math.round(list[first]!.fraction * 100)}% of the limit, not held to the trigger fraction (90%)`,
+  )
 })
 
 t.test('start-up imports (~100 MB/s for a second) are no incident', async t => {
   // 10 MiB to ~110 MiB over the first second, then flat: what an application's imports do.
-  const samples = Array.from({ length: 150 }, (_, i) => ({ t: i * 20, bytes: Math.round(10 * MiB + 100 * MB * Math.min(1, (i * 20) / 1000)) }))
+  const samples = Array.from({ length: 150 }, (_, i) => ({
+    t: i * 20,
+    bytes: Math.round(10 * MiB + 100 * MB * Math.min(1, (i * 20) / 1000)),
+  }))
   const list = tickByTick(samples)
   t.equal(list.filter(v => v.reason).length, 0, 'never a trigger')
-  t.ok(list.some(v => v.state === 'rising'), 'though it was watched as rising')
+  t.ok(
+    list.some(v => v.state === 'rising'),
+    'though it was watched as rising',
+  )
 })
 
 t.test('hasSettled: a pause of SETTLE_MS with less than 1 MiB of growth', async t => {
   const at = (points: [number, number][]) => Series.of(points.map(([ms, mib]) => ({ t: ms, bytes: mib * MiB })))
   t.equal(hasSettled(at([[0, 10]])), false, 'one sample: nothing to tell')
-  t.equal(hasSettled(at([[0, 10], [100, 10], [200, 10]])), false, 'flat, but for less than SETTLE_MS')
-  t.equal(hasSettled(at([[0, 10], [100, 10], [200, 10], [SETTLE_MS, 10.5]])), true, 'flat (0.5 MiB) for SETTLE_MS')
-  t.equal(hasSettled(at([[0, 10], [100, 10], [200, 10], [SETTLE_MS, 12]])), false, 'still growing')
-  t.equal(hasSettled(at([[0, 0], [1000, 10], [1000 + SETTLE_MS, 10]])), true, 'a pause read at two samples far apart')
+  t.equal(
+    hasSettled(
+      at([
+        [0, 10],
+        [100, 10],
+        [200, 10],
+      ]),
+    ),
+    false,
+    'flat, but for less than SETTLE_MS',
+  )
+  t.equal(
+    hasSettled(
+      at([
+        [0, 10],
+        [100, 10],
+        [200, 10],
+        [SETTLE_MS, 10.5],
+      ]),
+    ),
+    true,
+    'flat (0.5 MiB) for SETTLE_MS',
+  )
+  t.equal(
+    hasSettled(
+      at([
+        [0, 10],
+        [100, 10],
+        [200, 10],
+        [SETTLE_MS, 12],
+      ]),
+    ),
+    false,
+    'still growing',
+  )
+  t.equal(
+    hasSettled(
+      at([
+        [0, 0],
+        [1000, 10],
+        [1000 + SETTLE_MS, 10],
+      ]),
+    ),
+    true,
+    'a pause read at two samples far apart',
+  )
 })
 
 t.test('judgeStarting', async t => {
@@ -117,17 +180,33 @@ t.test('judgeStarting', async t => {
   t.notOk('reason' in held, 'without a reason')
   t.equal(held.usage, 50 * MiB, 'its figures kept')
   const plateau = slow.bytes(slow.length - 1)
-  t.same(judgeStarting(runaway(2), starting(STARTUP_MS + 1999, slow, plateau)), held, 'paused and flat since: held while the window still reaches into the start-up')
+  t.same(
+    judgeStarting(runaway(2), starting(STARTUP_MS + 1999, slow, plateau)),
+    held,
+    'paused and flat since: held while the window still reaches into the start-up',
+  )
   t.same(judgeStarting(runaway(2), starting(STARTUP_MS + 2000, slow, plateau)), runaway(2), 'past start-up and window: unchanged')
   t.same(judgeStarting(runaway(2), starting(0, fast)), runaway(2), 'growing faster than any start-up: fires at any age')
   t.same(judgeStarting(runaway(IMMINENT_SECONDS), starting(0, slow)), runaway(IMMINENT_SECONDS), 'an imminent limit: fires at any age')
-  t.same(judgeStarting(runaway(2, 'limit-fraction'), starting(0, slow)), runaway(2, 'limit-fraction'), 'near the limit and rising: fires at any age')
+  t.same(
+    judgeStarting(runaway(2, 'limit-fraction'), starting(0, slow)),
+    runaway(2, 'limit-fraction'),
+    'near the limit and rising: fires at any age',
+  )
   const grew = Series.of([{ t: 0, bytes: 40 * MiB + 3 * MiB }])
-  t.same(judgeStarting(runaway(2), starting(500, grew, 40 * MiB)), runaway(2), 'paused, then grew by the noise floor (2.56 MiB): a leak after the start-up')
+  t.same(
+    judgeStarting(runaway(2), starting(500, grew, 40 * MiB)),
+    runaway(2),
+    'paused, then grew by the noise floor (2.56 MiB): a leak after the start-up',
+  )
   t.same(judgeStarting(runaway(2), starting(500, grew, 41 * MiB)), held, 'paused, then grew by less: the plateau after a start-up, held')
   t.same(judgeStarting(runaway(2), starting(STARTUP_MS, slow)), runaway(2), 'never paused in STARTUP_MS: no start-up grows that long')
   const nearLimit = { ...runaway(2), usage: 0.9 * LIMIT, fraction: 0.9 }
-  t.same(judgeStarting(nearLimit, starting(0, slow)), nearLimit, 'at the trigger fraction, though assess named time-to-limit first: fires at any age')
+  t.same(
+    judgeStarting(nearLimit, starting(0, slow)),
+    nearLimit,
+    'at the trigger fraction, though assess named time-to-limit first: fires at any age',
+  )
   const steady: Verdict = { state: 'steady', usage: 1, limit: LIMIT, fraction: 0, bytesPerSec: 0, secondsToLimit: Infinity }
   t.same(judgeStarting(steady, starting(0, slow)), steady, 'no trigger: unchanged')
 })

@@ -239,7 +239,11 @@ t.test('a reused pid is an exit and a birth in one tick', async t => {
   const first = announced(step.tick(tree.now).decisions).get(70)
   tree.spawn(70, { cgroup: 'a', ageMs: 1000 }) // born while the scan looked away
   const { decisions } = run(step, tree, 100, 5000)
-  t.same(decisions.map(d => d.kind), ['exit', 'watch'], 'found at the refresh of every member')
+  t.same(
+    decisions.map(d => d.kind),
+    ['exit', 'watch'],
+    'found at the refresh of every member',
+  )
   const [exit] = only(decisions, 'exit')
   const reborn = announced(decisions).get(70)
   t.equal(exit?.exit.pid, 70)
