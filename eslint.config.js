@@ -80,6 +80,15 @@ export default defineConfig(
     },
   },
 
+  // The live page's browser modules: typed by their own project (DOM lib, no Node types).
+  {
+    files: ['src/page/app/**/*.ts'],
+    languageOptions: {
+      globals: { ...globals.browser },
+      parserOptions: { projectService: false, project: './tsconfig.page.json', tsconfigRootDir: import.meta.dirname },
+    },
+  },
+
   // Tests: tap queues a `t.test(...)` subtest and waits for it itself.
   {
     files: ['test/**/*.ts'],

@@ -5,7 +5,7 @@ import type { Logger } from 'pino'
 import { classifyFailure } from './pyspy-output.js'
 import { runPyspy } from './pyspy-run.js'
 import type { FlamegraphPayload, IncidentPayload } from '../protocol/events.js'
-import type { CaptureError, FlamegraphError } from '../protocol/values.js'
+import type { FlamegraphError } from '../protocol/values.js'
 
 /** Incident ids as the watcher makes them (`<pid>-<8 hex>`), and nothing that could leave the directory. */
 const INCIDENT_ID = /^[A-Za-z0-9_-]{1,64}$/

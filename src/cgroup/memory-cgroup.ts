@@ -32,8 +32,8 @@ export interface MemoryCgroup {
 
 /** The file operations discovery needs; tests inject failures the root user never sees (EACCES). */
 export interface CgroupIo {
-  readFile(path: string): string
-  stat(path: string): { dev: number; ino: number }
+  readFile: (path: string) => string
+  stat: (path: string) => { dev: number; ino: number }
 }
 
 /** {@link CgroupIo} on the real filesystem. */

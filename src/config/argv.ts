@@ -31,7 +31,7 @@ export function scanArgs(argv: string[]): ScannedArgs {
   const byFlag = new Map(ROWS.map(([, s]) => [s.flag, s]))
   // Every option is declared boolean so that parseArgs never swallows the next argument;
   // values are paired here, which lets `--port --host x` be reported rather than misread.
-  const options = Object.fromEntries([
+  const options = Object.fromEntries<{ type: 'boolean'; short?: string }>([
     ...ROWS.map(([, s]) => [s.flag, { type: 'boolean' as const }]),
     ...ACTIONS.map(a => [a.flag, a.short === undefined ? { type: 'boolean' as const } : { type: 'boolean' as const, short: a.short }]),
   ])

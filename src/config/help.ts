@@ -38,7 +38,7 @@ export function helpText(): string {
   const column = Math.max(...heads.map(h => h.length)) + 2
   ROWS.forEach(([, setting], i) => {
     lines.push(`${(heads[i] as string).padEnd(column)}${setting.env}`)
-    const fallback = setting.default === undefined ? `Unset: ${String(setting.unset)}.` : `Default: ${String(setting.default)}.`
+    const fallback = setting.default === undefined ? `Unset: ${String(setting.unset)}.` : `Default: ${shown(setting.default)}.`
     lines.push(...wrap(`${setting.describe} ${fallback}`, DESCRIBE_INDENT))
   })
   for (const action of ACTIONS) {
@@ -46,4 +46,10 @@ export function helpText(): string {
     lines.push(...wrap(action.describe, DESCRIBE_INDENT))
   }
   return lines.join('\n') + '\n'
+}
+
+/** A default as the help shows it: a list comma-separated, as `String` joins it. */
+function shown(value: unknown): string {
+  if (Array.isArray(value)) return value.map(shown).join(',')
+  return typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value)
 }

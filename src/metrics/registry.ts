@@ -161,6 +161,10 @@ export class Metrics {
       case 'action':
         this.#actions.inc({ action: event.action, result: event.result })
         break
+      case 'hello':
+      case 'process':
+      case 'error':
+        break // counted elsewhere (watched processes are a gauge) or not at all
     }
   }
 

@@ -18,7 +18,7 @@ export { PAGE_PROTOCOL } from './upgrade.js'
 
 // ws through require rather than import (its ESM entry, wrapper.mjs, wraps the same CommonJS
 // code): measured 4-6 MiB less resident memory for the agent (bench/cost.mjs).
-const { WebSocketServer } = createRequire(import.meta.url)('ws') as typeof import('ws')
+const { WebSocketServer } = createRequire(import.meta.url)('ws') as typeof Ws
 
 /** How the stream server listens and whom it lets in: plain settings. */
 export interface StreamSettings {

@@ -48,7 +48,7 @@ function connect(): void {
   const ws = new WebSocket(url, token ? [PROTOCOL, `bearer.${token}`] : [PROTOCOL])
   ws.onopen = () => setStatus('live', 'live')
   ws.onmessage = (message: MessageEvent<string>) => {
-    const event: PageMessage = JSON.parse(message.data)
+    const event = JSON.parse(message.data) as PageMessage
     handle(state, event)
     render()
   }

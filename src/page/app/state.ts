@@ -94,6 +94,9 @@ export function handle(state: PageState, event: PageMessage): void {
     case 'memory':
       for (const p of event.processes) addPoints(state, p)
       break
+    case 'action':
+    case 'error':
+      break // the page shows neither
   }
 }
 
