@@ -31,10 +31,9 @@ export function scanArgs(argv: string[]): ScannedArgs {
   const byFlag = new Map(ROWS.map(([, s]) => [s.flag, s]))
   // Every option is declared boolean so that parseArgs never swallows the next argument;
   // values are paired here, which lets `--port --host x` be reported rather than misread.
-  const options = Object.fromEntries<{ type: 'boolean'; short?: string }>([
-    ...ROWS.map(([, s]) => [s.flag, { type: 'boolean' as const }]),
-    ...ACTIONS.map(a => [a.flag, a.short === undefined ? { type: 'boolean' as const } : { type: 'boolean' as const, short: a.short }]),
-  ])
+  const options: Record<string, { type: 'boolean'; short?: string }> = {}
+  for (const [, s] of ROWS) options[s.flag] = { type: 'boolean' }
+  for (const a of ACTIONS) options[a.flag] = a.short === undefined ? { type: 'boolean' } : { type: 'boolean', short: a.short }
   // strict: false so that every problem is collected rather than the first thrown.
   const { tokens } = parseArgs({ args: argv, options, strict: false, allowPositionals: true, tokens: true })
   const flags = new Map<string, string>()

@@ -162,7 +162,7 @@ t.test('a start-up that imports a large module set fires no incident', async t =
         const child = spawn(bin!, args, { stdio: ['ignore', 'pipe', 'inherit'] })
         t.teardown(() => child.kill('SIGKILL'))
         started.push(child.pid!)
-        const ready = await readyLine(child.stdout!)
+        const ready = await readyLine(child.stdout)
         const grew = ready.rss_ready - ready.rss_start
         t.comment(
           `start-up ${i + 1} (pid ${child.pid}): ${ready.modules} modules${ready.missing.length > 0 ? ` (missing: ${ready.missing.join(' ')})` : ''}; RSS ${mib(ready.rss_start)} at entry, ` +

@@ -8,9 +8,9 @@ import { MemoryHistory, memoryFrame } from '../../src/page/memory-history.js'
 import { loadPageAssets } from '../../src/page/assets.js'
 import { Greeter } from '../../src/stream/greeting.js'
 import { PAGE_PROTOCOL, StreamServer, type StreamSettings, type StreamSources } from '../../src/stream/server.js'
-import { startAgent } from '../helpers/agent.js'
 import { runCli } from '../helpers/cli.js'
 import { EventHub } from '../../src/hub.js'
+import { messageText } from '../helpers/client.js'
 
 /** A port that was free a moment ago: the CLI must be polled before it listens. */
 async function freePort(): Promise<number> {
@@ -198,7 +198,7 @@ function open(
   return new Promise(resolve => {
     const frames: string[] = []
     const ws = new WebSocket(`ws://127.0.0.1:${port}/${query}`, protocols)
-    ws.on('message', data => frames.push(String(data)))
+    ws.on('message', data => frames.push(messageText(data)))
     ws.on('open', () => resolve({ ws, protocol: ws.protocol, frames }))
     ws.on('unexpected-response', (_req, res: IncomingMessage) => resolve({ status: res.statusCode ?? 0, frames }))
     ws.on('error', () => {})

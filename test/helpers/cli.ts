@@ -31,15 +31,15 @@ export function runCli(args: string[], env: Record<string, string> = {}, options
   // prefix: a wrapper such as setpriv that drops capabilities before node starts. And always
   // --pdeathsig: an agent outliving a test that timed out would act on later tests' processes.
   const [command, ...rest] = ['setpriv', '--pdeathsig', 'SIGKILL', '--', ...(options.prefix ?? []), process.execPath, ...argv]
-  const child = spawn(command!, rest, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(command, rest, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   const waiters: (() => void)[] = []
-  child.stdout!.on('data', chunk => {
+  child.stdout.on('data', chunk => {
     stdout += chunk
     for (const wake of [...waiters]) wake()
   })
-  child.stderr!.on('data', chunk => (stderr += chunk))
+  child.stderr.on('data', chunk => (stderr += chunk))
   const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>(resolve =>
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
   )

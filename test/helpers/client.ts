@@ -1,8 +1,14 @@
-import { WebSocket } from 'ws'
+import { WebSocket, type RawData } from 'ws'
 import type { OomwatchEvent } from '../../src/protocol/events.js'
 
 /** An event as a client received it, with the monotonic time of its arrival. */
 export type Received = OomwatchEvent & { receivedAt: number }
+
+/** A message's text. `ws` hands a text frame over as one Buffer (binaryType 'nodebuffer', the default). */
+export function messageText(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString()
+  return (Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)).toString()
+}
 
 /** A real WebSocket client that keeps every event it receives. */
 export interface TestClient {
@@ -32,7 +38,7 @@ export async function connect(
     client.closed = { code, reason: String(reason) }
   })
   ws.on('message', data => {
-    const event = { ...((options.parse ?? JSON.parse)(String(data)) as OomwatchEvent), receivedAt: performance.now() }
+    const event = { ...((options.parse ?? JSON.parse)(messageText(data)) as OomwatchEvent), receivedAt: performance.now() }
     options.onEvent?.(event)
     events.push(event)
     for (const wake of waiters) wake()
@@ -66,7 +72,7 @@ export async function connect(
       waiters.add(check)
       check()
     })
-  return Object.assign(client, { waitFor: waitFor as TestClient['waitFor'], close: () => ws.close() })
+  return Object.assign(client, { waitFor, close: () => ws.close() })
 }
 
 /** Tries a WebSocket upgrade that should be refused; resolves with the HTTP status and body. */

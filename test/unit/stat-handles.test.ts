@@ -72,7 +72,7 @@ t.test('on /proc: a zombie reads state Z through its descriptor, then undefined 
     },
   )
   t.teardown(() => parent.kill('SIGKILL'))
-  const lines = createInterface({ input: parent.stdout! })[Symbol.asyncIterator]()
+  const lines = createInterface({ input: parent.stdout })[Symbol.asyncIterator]()
   const zombie = Number((await lines.next()).value)
   const handles = new StatHandles(new ProcReader())
   let state: string | undefined
@@ -82,7 +82,7 @@ t.test('on /proc: a zombie reads state Z through its descriptor, then undefined 
   }
   t.equal(state, 'Z')
   t.equal(handles.open, 1)
-  parent.stdin!.write('\n')
+  parent.stdin.write('\n')
   t.equal((await lines.next()).value, 'reaped')
   t.equal(handles.read(zombie), undefined)
   t.equal(handles.open, 0)

@@ -8,7 +8,7 @@ import { WebSocket, type ClientOptions } from 'ws'
 import { createLogger, logSink } from '../../src/log.js'
 import { tokenMatches } from '../../src/stream/auth.js'
 import { StreamServer, type StreamSettings, type StreamSources } from '../../src/stream/server.js'
-import { connect } from '../helpers/client.js'
+import { connect, messageText } from '../helpers/client.js'
 import { EventHub } from '../../src/hub.js'
 import { Greeter } from '../../src/stream/greeting.js'
 import { StreamStats } from '../../src/stream/stats.js'
@@ -86,7 +86,7 @@ async function open(t: Test, port: number, options: ClientOptions = {}, path = '
   const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, options)
   const messages: Line[] = []
   // Listening before 'open': the greeting can arrive in the same read as the handshake.
-  ws.on('message', data => messages.push(JSON.parse(String(data)) as Line))
+  ws.on('message', data => messages.push(JSON.parse(messageText(data)) as Line))
   t.teardown(() => ws.terminate())
   await once(ws, 'open')
   return { ws, messages }
@@ -382,7 +382,8 @@ t.test('StreamServer', async t => {
     for (let i = 0; i < 40; i++) server.broadcast(frame) // 20 MiB within one tick
     const warning = lines.find(l => l.msg === 'closing a client that does not keep up')
     t.ok(warning, 'cut within the same tick, not at the next check')
-    t.ok(Number(warning?.bufferedBytes) > 4 << 20, `backlog ${warning?.bufferedBytes} past 4x the allowance`)
+    const backlog = Number(warning?.bufferedBytes)
+    t.ok(backlog > 4 << 20, `backlog ${backlog} past 4x the allowance`)
     const count = lines.length
     const dropped = server.droppedEvents
     t.ok(dropped > 0, `the frames it was not sent count as dropped (${dropped})`)
@@ -415,7 +416,8 @@ t.test('StreamServer', async t => {
     )
     let warning: Line | undefined
     while (!(warning = lines.find(l => l.msg === 'closing a client that does not keep up'))) await sleep(10)
-    t.ok(Number(warning.bufferedBytes) > allowance && Number(warning.bufferedBytes) <= 4 * allowance, `backlog ${warning.bufferedBytes}`)
+    const backlog = Number(warning.bufferedBytes)
+    t.ok(backlog > allowance && backlog <= 4 * allowance, `backlog ${backlog}`)
     socket.on('error', () => {})
     socket.resume()
     await once(socket, 'close')
@@ -595,7 +597,7 @@ t.test('createLogger and logSink', async t => {
     ],
   )
   t.ok(
-    lines.every(l => l.name === 'oomwatch' && typeof l.time === 'string' && new Date(l.time as string).toISOString() === l.time),
+    lines.every(l => l.name === 'oomwatch' && typeof l.time === 'string' && new Date(l.time).toISOString() === l.time),
     'named, ISO time',
   )
   const [processLine, riskLine, incidentLine, oomLine, exitLine, helloLine, errorLine] = lines

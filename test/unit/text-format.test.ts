@@ -7,6 +7,7 @@ import { createLogger } from '../../src/log.js'
 import { StreamServer } from '../../src/stream/server.js'
 import { formatText } from '../../src/stream/text-format.js'
 import { EventHub } from '../../src/hub.js'
+import { messageText } from '../helpers/client.js'
 import type { IncidentPayload, OomwatchEvent } from '../../src/protocol/events.js'
 
 // A real session, captured from a client of the agent: the leaking daemon in a 256 MiB
@@ -32,7 +33,7 @@ t.test('an incident as text: the captured event, laid out like py-spy dump', asy
   t.ok(thread > 0, "the thread's header as py-spy dump prints it")
   t.match(
     lines[thread + 1],
-    /^--> fd_table_from_limit \(\/.*leaky_daemon\.py:37\)   <-- culprit: /,
+    /^--> fd_table_from_limit \(\/.*leaky_daemon\.py:37\) {3}<-- culprit: /,
     'the culprit frame comes first, marked',
   )
   t.match(lines[thread + 2], /^ {4}serve \(.*leaky_daemon\.py:\d+\)$/, 'the callers follow, indented four spaces, innermost first')
@@ -180,7 +181,7 @@ t.test('?format=text over a real server: every text client gets the block, JSON 
   const open = async (query: string) => {
     const ws = new WebSocket(`ws://127.0.0.1:${port}/${query}`)
     const frames: string[] = []
-    ws.on('message', data => frames.push(String(data)))
+    ws.on('message', data => frames.push(messageText(data)))
     t.teardown(() => ws.terminate())
     await new Promise(resolve => ws.once('open', resolve))
     return { ws, frames }
