@@ -74,7 +74,6 @@ console.error(`cells: ${cells.map(cellLabel).join('; ')}; ${runs} run(s) each, o
 
 const rows = []
 const voided = []
-const setups = []
 let agentRan
 for (let run = 1; run <= runs; run++) {
   for (const cell of cells) {

@@ -88,7 +88,9 @@ export function makeCgroup(name, limitBytes) {
     try {
       rmdirSync(dir)
     } catch (error) {
-      throw new Error(`${dir} is left over from an earlier run and still holds processes (${error.code}): kill them, then rmdir it`)
+      throw new Error(`${dir} is left over from an earlier run and still holds processes (${error.code}): kill them, then rmdir it`, {
+        cause: error,
+      })
     }
   }
   mkdirSync(dir)

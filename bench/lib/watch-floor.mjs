@@ -66,7 +66,7 @@ function usage() {
 }
 
 function refresh() {
-  for (const [pid, python] of pythons) {
+  for (const python of pythons.values()) {
     try {
       python.rssPages = rssPages(buf.toString('utf8', 0, readSync(python.statFd, buf, 0, buf.length, 0)))
     } catch {

@@ -2,6 +2,7 @@ import type { Config } from '../config.js'
 import { hasSettled, judgeStarting, STARTUP_MS } from '../detect/newborn.js'
 import { assess, nextIntervalMs, noiseFloor, type Triggered, type TriggerOptions, type Verdict } from '../detect/trigger.js'
 import { ProcParseError, ProcReadError } from '../proc/errors.js'
+import { isStillRunning } from '../proc/identity.js'
 import { processAgeMs } from '../proc/uptime.js'
 import { Discovery, type Found } from './discovery.js'
 import { Group } from './group.js'
@@ -299,7 +300,7 @@ export class WatchStep {
       return false
     }
     // A zombie's memory is gone; a different start time is a reused pid, born while we looked away.
-    if (!stat || stat.startTime !== w.info.startTime || stat.state === 'Z' || stat.state === 'X') {
+    if (!stat || !isStillRunning(stat, w.info.startTime)) {
       this.#exit(w, now)
       const reborn = stat && stat.startTime !== w.info.startTime ? this.#discovery.examine(w.info.pid, now, true) : undefined
       if (reborn) this.#watch(reborn, now)

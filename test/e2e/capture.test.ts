@@ -8,6 +8,7 @@ import t, { type Test } from 'tap'
 import { captureStack } from '../../src/capture/capture.js'
 import { buildIncident, type IncidentParts } from '../../src/capture/incident.js'
 import { locatePyspy, PROJECT_PYSPY } from '../../src/capture/pyspy-locate.js'
+import type * as PyspyLocate from '../../src/capture/pyspy-locate.js'
 import { classifyFailure, DumpParseError, INSTALL_REMEDY, parseDump, type RunOutcome } from '../../src/capture/pyspy-output.js'
 import { runPyspy } from '../../src/capture/pyspy-run.js'
 import { pickCulprit } from '../../src/capture/stack.js'
@@ -390,18 +391,15 @@ t.test('locatePyspy', async t => {
   t.test('PATH, when the project install is not there', async t => {
     // The one mock here: this machine has the project install, so fs hides it. Everything on PATH runs for real.
     const fs = await import('node:fs')
-    const { locatePyspy: locate } = await t.mockImport<typeof import('../../src/capture/pyspy-locate.js')>(
-      '../../src/capture/pyspy-locate.js',
-      {
-        'node:fs': {
-          ...fs,
-          accessSync: (path: string, mode?: number) => {
-            if (path === PROJECT_PYSPY) throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' })
-            fs.accessSync(path, mode)
-          },
+    const { locatePyspy: locate } = await t.mockImport<typeof PyspyLocate>('../../src/capture/pyspy-locate.js', {
+      'node:fs': {
+        ...fs,
+        accessSync: (path: string, mode?: number) => {
+          if (path === PROJECT_PYSPY) throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' })
+          fs.accessSync(path, mode)
         },
       },
-    )
+    })
     const dir = t.testdir({ bad: {}, good: {}, empty: {} })
     script(join(dir, 'bad'), 'py-spy', 'exit 1')
     const good = script(join(dir, 'good'), 'py-spy', 'echo "py-spy 9.9.9"')

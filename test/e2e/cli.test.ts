@@ -66,7 +66,7 @@ t.test('it logs JSON with string levels, and SIGTERM stops it with exit 0', asyn
   const listening = await run.line(line => typeof line.port === 'number')
   t.equal(listening.level, 'info', 'the level is a string label')
   t.match(listening.msg, /listening on ws:\/\/127\.0\.0\.1:\d+\//)
-  t.ok(listening.time && !Number.isNaN(Date.parse(String(listening.time))), 'time is ISO 8601')
+  t.ok(typeof listening.time === 'string' && !Number.isNaN(Date.parse(listening.time)), 'time is ISO 8601')
   run.child.kill('SIGTERM')
   const { code } = await run.done
   t.equal(code, 0)

@@ -2,8 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { WebSocket } from 'ws'
 import { startAgent } from '../helpers/agent.js'
-import { connect, refusal } from '../helpers/client.js'
-import type { RiskPayload } from '../../src/protocol/events.js'
+import { connect, messageText, refusal } from '../helpers/client.js'
+import type { ClientErrorPayload, OomwatchEvent, RiskPayload } from '../../src/protocol/events.js'
 
 /** Opens a raw ws client and resolves with its close code and reason. */
 function closeOf(ws: WebSocket): Promise<{ code: number; reason: string }> {
@@ -41,7 +41,7 @@ t.test('what a client sends gets an error frame, then a close; others are unaffe
   const chatty = await open(agent.port)
   const errors: { code?: string; message?: string }[] = []
   chatty.on('message', data => {
-    const event = JSON.parse(String(data))
+    const event = JSON.parse(messageText(data)) as OomwatchEvent
     if (event.type === 'error') errors.push(event)
   })
   const chattyClosed = closeOf(chatty)

@@ -5,7 +5,7 @@ import { startAgent } from '../helpers/agent.js'
 import { connect, type Received } from '../helpers/client.js'
 import { makeTestCgroup } from '../helpers/memory-cgroup.js'
 import { LEAKY_DAEMON, PYTHON } from '../helpers/python.js'
-import type { ExitPayload, HelloPayload, ProcessPayload } from '../../src/protocol/events.js'
+import type { ExitPayload, ProcessPayload } from '../../src/protocol/events.js'
 
 const LIMIT = 256 * 1024 * 1024
 
@@ -61,7 +61,7 @@ t.test('processes that are not Python are never watched', async t => {
   }
   const late = await connect(agent.port)
   t.teardown(() => late.close())
-  const hello = (await late.waitFor(e => e.type === 'hello')) as HelloPayload & Received
+  const hello = await late.waitFor(e => e.type === 'hello')
   const watched = hello.watching.map(p => p.pid)
   t.ok(watched.includes(python.pid!), 'hello lists the Python process')
   t.notOk(

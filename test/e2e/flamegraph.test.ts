@@ -167,7 +167,7 @@ function recorder(t: Test, script: string, options: { maxKept?: number; alive?: 
 
 t.test('FlamegraphRecorder with a stand-in py-spy', async t => {
   t.test('records, keeps at most maxKept, and serves only ids', async t => {
-    const { rec, store, events, next, incident } = recorder(t, 'echo "<svg>$3</svg>" > "$9"', { maxKept: 2 })
+    const { rec, store, events, incident } = recorder(t, 'echo "<svg>$3</svg>" > "$9"', { maxKept: 2 })
     for (const [i, id] of ['1-aaaaaaaa', '1-bbbbbbbb', '1-cccccccc'].entries()) {
       await rec.afterIncident(incident(id))
       t.equal(events.length, i + 1, 'the event is out when the step resolves')

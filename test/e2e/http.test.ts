@@ -242,7 +242,7 @@ t.test('?memory=1: the kept history after the greeting, then each sample through
     type: 'memory',
     processes: [{ pid: 1, limitBytes: 1000, points: [[13_000, 175]] }],
     seq: 7,
-    ts: JSON.parse(page.frames[1]!).ts,
+    ts: (JSON.parse(page.frames[1]!) as { ts: unknown }).ts,
   })
   const sample = hub.publish(memoryFrame([info(1, 180)], 14_000))
   t.equal(sample.seq, 7, 'a memory frame takes no seq: stamped at the current one')
@@ -254,12 +254,12 @@ t.test('?memory=1: the kept history after the greeting, then each sample through
   })
   t.equal(marker.seq, 8, 'so the next event follows without a gap')
   while (page.frames.length < 4) await once(page.ws!, 'message')
-  t.same(Object.keys(JSON.parse(page.frames[2]!)), ['type', 'processes', 'seq', 'ts'], 'the frame as before')
+  t.same(Object.keys(JSON.parse(page.frames[2]!) as Record<string, unknown>), ['type', 'processes', 'seq', 'ts'], 'the frame as before')
   t.same(JSON.parse(page.frames[2]!), { ...sample }, 'one point per process per sample')
   t.match(JSON.parse(page.frames[3]!), { type: 'flamegraph', seq: 8 })
   while (plain.frames.length < 2) await once(plain.ws!, 'message')
   t.same(
-    plain.frames.map(f => JSON.parse(f).type),
+    plain.frames.map(f => (JSON.parse(f) as { type: unknown }).type),
     ['hello', 'flamegraph'],
     'a client that did not ask gets no memory frames',
   )

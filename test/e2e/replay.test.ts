@@ -6,7 +6,7 @@ import { makeTestCgroup } from '../helpers/memory-cgroup.js'
 import { deathOf } from '../helpers/process.js'
 import { LEAKY_DAEMON, PYTHON } from '../helpers/python.js'
 import type { EventHub } from '../../src/hub.js'
-import type { HelloPayload, IncidentPayload } from '../../src/protocol/events.js'
+import type { IncidentPayload } from '../../src/protocol/events.js'
 
 /**
  * A real leak (~40 MB/s: replay is under test, not the race) in a 256 MiB cgroup, with nobody
@@ -41,7 +41,7 @@ t.test('an incident caught with no client connected is replayed with ?since', as
   const pid = await leakUntilKilled(agent.agent.hub, fn => t.teardown(fn))
   const client = await connect(agent.port, { query: `since=${before}` })
   t.teardown(() => client.close())
-  const hello = (await client.waitFor(e => e.type === 'hello')) as HelloPayload & Received
+  const hello = await client.waitFor(e => e.type === 'hello')
   const incident = (await client.waitFor(e => e.type === 'incident' && e.pid === pid)) as IncidentPayload & Received
   t.equal(incident.culprit?.function, 'fd_table_from_limit', 'the replayed incident has its stack')
   t.ok(
@@ -71,7 +71,7 @@ t.test('after a restart the journal replays what the first agent caught, and seq
   t.same(...seqsAfter(client, since), 'no gap, no duplicate')
   const live = await connect(second.port)
   t.teardown(() => live.close())
-  const hello = (await live.waitFor(e => e.type === 'hello')) as HelloPayload & Received
+  const hello = await live.waitFor(e => e.type === 'hello')
   t.ok(hello.seq >= lastOfFirst, 'a new client sees the continued seq')
 })
 

@@ -4,7 +4,7 @@ import t from 'tap'
 import { startAgent } from '../helpers/agent.js'
 import { makeTestCgroup } from '../helpers/memory-cgroup.js'
 import { LEAKY_DAEMON, PYTHON } from '../helpers/python.js'
-import type { IncidentPayload } from '../../src/protocol/events.js'
+import type { IncidentPayload, OomwatchEvent } from '../../src/protocol/events.js'
 
 const WSCAT = fileURLToPath(new URL('../../node_modules/.bin/wscat', import.meta.url))
 
@@ -22,16 +22,17 @@ t.test('live-tailing with the real wscat shows the incident, stack and rlimits',
     wscat.stdout.on('data', chunk => {
       printed += chunk
       // Only complete lines: a long event arrives in several chunks.
-      const lines = printed
+      const events = printed
         .split('\n')
         .slice(0, -1)
         .filter(line => line.startsWith('{'))
-      if (!leak && lines.some(line => JSON.parse(line).type === 'hello')) {
+        .map(line => JSON.parse(line) as OomwatchEvent)
+      if (!leak && events.some(event => event.type === 'hello')) {
         const [bin, ...args] = cgroup.wrap([PYTHON, LEAKY_DAEMON, '--entries', '10000000', '--rate', '0', '--delay', '1'])
         leak = spawn(bin!, args, { stdio: 'ignore' })
       }
-      const found = lines.map(line => JSON.parse(line)).find(event => event.type === 'incident' && event.pid === leak?.pid)
-      if (found) resolve(found)
+      const found = events.find(event => event.type === 'incident' && event.pid === leak?.pid)
+      if (found?.type === 'incident') resolve(found)
     })
     wscat.on('exit', code => reject(new Error(`wscat exited (${code}) before an incident; it printed: ${printed}`)))
   })

@@ -17,7 +17,7 @@ export async function startAgent(env: Record<string, string> = {}): Promise<Test
   const logs: Record<string, unknown>[] = []
   const sink = new Writable({
     write(chunk, _encoding, done) {
-      for (const line of String(chunk).split('\n').filter(Boolean)) logs.push(JSON.parse(line))
+      for (const line of String(chunk).split('\n').filter(Boolean)) logs.push(JSON.parse(line) as Record<string, unknown>)
       done()
     },
   })

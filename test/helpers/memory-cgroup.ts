@@ -35,6 +35,7 @@ export function makeTestCgroup(limitBytes: number, name = `oomwatch-test-${proce
   } catch (error) {
     throw new Error(
       `cannot make a memory cgroup at ${dir} (needs root and a writable cgroup v${version} below this process's): ${(error as Error).message}`,
+      { cause: error },
     )
   }
   const oomKills = () => {

@@ -135,6 +135,7 @@ function makePodCgroups(appLimitBytes: number): PodCgroups {
   } catch (error) {
     throw new Error(
       `cannot make the pod's memory cgroups at ${pod} (needs root and a writable cgroup v${version} below this process's): ${(error as Error).message}`,
+      { cause: error },
     )
   }
   return { version, pod, app, agent }
