@@ -6,20 +6,14 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { captureStack } from '../../src/capture/capture.js'
-import { buildIncident, type IncidentParts } from '../../src/capture/incident.js'
 import { locatePyspy, PROJECT_PYSPY } from '../../src/capture/pyspy-locate.js'
 import type * as PyspyLocate from '../../src/capture/pyspy-locate.js'
+import { pickCulprit } from '../../src/capture/stack.js'
 import { classifyFailure, DumpParseError, INSTALL_REMEDY, parseDump, type RunOutcome } from '../../src/capture/pyspy-output.js'
 import { runPyspy } from '../../src/capture/pyspy-run.js'
-import { pickCulprit } from '../../src/capture/stack.js'
-import { findRisks } from '../../src/detect/rlimit-rules.js'
-import { Series } from '../../src/detect/series.js'
-import { assess } from '../../src/detect/trigger.js'
-import { formatBytes } from '../../src/quantity.js'
 import { deathOf, isAlive } from '../helpers/process.js'
 import { killFromPidfile, script } from '../helpers/script.js'
 import { PYTHON } from '../helpers/python.js'
-import type { PyThread } from '../../src/protocol/values.js'
 
 const PYSPY = fileURLToPath(new URL('../../.venv/bin/py-spy', import.meta.url))
 const HOLD_HERE = fileURLToPath(new URL('../fixtures/python/hold_here.py', import.meta.url))
@@ -125,41 +119,6 @@ t.test('parseDump', async t => {
       { id: 7, active: false, ownsGil: false, frames: [] },
     ])
   })
-})
-
-t.test('pickCulprit', async t => {
-  const thread = (id: number, fn: string | undefined, flags: Partial<PyThread> = {}): PyThread => ({
-    id,
-    active: false,
-    ownsGil: false,
-    frames: fn
-      ? [
-          { function: fn, file: `/app/${fn}.py`, line: id },
-          { function: '<module>', file: '/app/main.py', line: 1 },
-        ]
-      : [],
-    ...flags,
-  })
-  t.match(
-    pickCulprit([thread(1, 'active_one', { active: true, name: 'a' }), thread(2, 'gil_one', { ownsGil: true, name: 'g' })]),
-    { function: 'gil_one', file: '/app/gil_one.py', line: 2, threadId: 2, threadName: 'g', why: /holding the GIL/ },
-    'the GIL holder first',
-  )
-  t.match(
-    pickCulprit([thread(1, 'idle'), thread(2, 'active_one', { active: true })]),
-    { function: 'active_one', threadId: 2, why: /active thread/ },
-    'else the active thread',
-  )
-  t.match(
-    pickCulprit([thread(1, undefined, { ownsGil: true, active: true }), thread(2, 'runner', { active: true })]),
-    { function: 'runner', threadId: 2 },
-    'a GIL holder without Python frames does not count',
-  )
-  const first = pickCulprit([thread(1, undefined), thread(2, 'sleeper'), thread(3, 'other')])
-  t.match(first, { function: 'sleeper', threadId: 2, why: /no thread was running/ }, 'else the first thread with frames')
-  t.notOk(first && 'threadName' in first, 'no name, no threadName')
-  t.equal(pickCulprit([]), undefined, 'no threads')
-  t.equal(pickCulprit([thread(1, undefined, { ownsGil: true })]), undefined, 'no frames anywhere')
 })
 
 t.test('classifyFailure', async t => {
@@ -428,99 +387,5 @@ t.test('locatePyspy', async t => {
     t.strictSame(await locatePyspy(shim), { path: PYSPY, version, source: 'config' }, '`pyenv which py-spy`')
     writeFileSync(pyenv, '#!/bin/sh\nexit 127\n')
     t.strictSame(await locatePyspy(shim), { path: shim, version, source: 'config' }, 'the shim itself when pyenv fails')
-  })
-})
-
-t.test('buildIncident', async t => {
-  const LIMIT = 256 * 1024 * 1024
-  const samples = Array.from({ length: 40 }, (_, i) => ({ t: i * 100, bytes: 20 * 1024 * 1024 + i * 4_000_000 }))
-  const verdict = assess(Series.of(samples), LIMIT, { fraction: 0.9, seconds: 3, windowMs: 2000 })
-  if (verdict.state !== 'runaway') throw new Error(`a real verdict is a runaway, not ${verdict.state}`)
-  const rlimits = { NOFILE: { soft: 1024, hard: 1073741816, units: 'files' } }
-  const risks = findRisks(rlimits, { nofileRisk: 1048576 })
-  const base: IncidentParts = {
-    id: 'inc-1',
-    pid: 4242,
-    cmdline: ['python3', '/app/leak.py'],
-    verdict,
-    rssBytes: 150_000_000,
-    limit: { bytes: LIMIT, source: 'cgroup-v2', path: '/sys/fs/cgroup/memory.max', via: 'proc-root' },
-    rlimits,
-    risks,
-    process: { threads: 1, hwmBytes: 160_000_000 },
-    stack: {
-      threads: [
-        {
-          id: 1,
-          name: 'MainThread',
-          active: true,
-          ownsGil: true,
-          frames: [{ function: 'fd_table_from_limit', file: '/app/leak.py', line: 12 }],
-        },
-      ],
-      culprit: { function: 'fd_table_from_limit', file: '/app/leak.py', line: 12, threadId: 1, threadName: 'MainThread', why: 'x' },
-      pyspyMs: 41.5,
-    },
-    triggerToStackMs: 52.345,
-  }
-
-  t.test('with a culprit and a risk', async t => {
-    const incident = buildIncident(base)
-    t.match(incident, {
-      type: 'incident',
-      id: 'inc-1',
-      pid: 4242,
-      reason: 'time-to-limit',
-      memory: {
-        rssBytes: 150_000_000,
-        usageBytes: verdict.usage,
-        limitBytes: LIMIT,
-        limitSource: 'cgroup-v2',
-        limitPath: '/sys/fs/cgroup/memory.max',
-        growthBytesPerSec: 40_000_000,
-        secondsToLimit: Math.round(verdict.secondsToLimit * 100) / 100,
-      },
-      culprit: { function: 'fd_table_from_limit' },
-      capture: { triggerToStackMs: 52.3, pyspyMs: 41.5 },
-    })
-    t.equal(incident.memory.fractionOfLimit, Math.round(verdict.fraction * 1000) / 1000)
-    t.strictSame(incident.rlimits, rlimits)
-    t.strictSame(incident.process, { threads: 1, hwmBytes: 160_000_000 })
-    t.strictSame(incident.risks, risks)
-    t.notOk('error' in incident.capture)
-    const { summary } = incident
-    t.match(summary, /^fd_table_from_limit \(\/app\/leak\.py:12\) is growing memory: /)
-    t.match(summary, `${formatBytes(verdict.usage)} of 256 MiB (`)
-    t.match(summary, `%, cgroup-v2), +${formatBytes(40_000_000)}/s, limit in `)
-    t.match(summary, `Likely cause: ${risks[0]!.message}`)
-    t.match(summary, '1073741816')
-  })
-
-  t.test('not growing: secondsToLimit null, no "limit in"', async t => {
-    const incident = buildIncident({ ...base, verdict: { ...base.verdict, secondsToLimit: Infinity }, risks: [] })
-    t.equal(incident.memory.secondsToLimit, null)
-    t.notMatch(incident.summary, /limit in/)
-    t.notMatch(incident.summary, /Likely cause/, 'no risk, no explanation')
-  })
-
-  t.test('the stack failed: the error, no culprit', async t => {
-    const error = { code: 'PTRACE_DENIED' as const, message: 'Permission denied', remedy: 'add SYS_PTRACE' }
-    const incident = buildIncident({
-      ...base,
-      stack: { threads: [], pyspyMs: 3, error },
-      rssBytes: undefined,
-      limit: { bytes: LIMIT, source: 'env' },
-    })
-    t.strictSame(incident.capture.error, error)
-    t.notOk('culprit' in incident)
-    t.match(incident.summary, /^pid 4242 \(no stack: PTRACE_DENIED\) is growing memory/)
-    t.notOk('rssBytes' in incident.memory)
-    t.notOk('limitPath' in incident.memory)
-    t.match(incident.summary, ', env)')
-  })
-
-  t.test('no error and no Python thread', async t => {
-    const incident = buildIncident({ ...base, stack: { threads: [], pyspyMs: 3 } })
-    t.match(incident.summary, /^pid 4242 \(no stack: no Python thread\)/)
   })
 })
