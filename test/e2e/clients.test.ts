@@ -3,7 +3,7 @@ import t from 'tap'
 import { WebSocket } from 'ws'
 import { startAgent } from '../helpers/agent.js'
 import { connect, messageText, refusal } from '../helpers/client.js'
-import type { ClientErrorPayload, OomwatchEvent, RiskPayload } from '../../src/protocol/events.js'
+import type { OomwatchEvent, RiskPayload } from '../../src/protocol/events.js'
 
 /** Opens a raw ws client and resolves with its close code and reason. */
 function closeOf(ws: WebSocket): Promise<{ code: number; reason: string }> {

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { readFileSync } from 'node:fs'
-import type { CgroupParseError} from '../../src/cgroup/errors.js';
+import type { CgroupParseError } from '../../src/cgroup/errors.js'
 import { CgroupClosedError, CgroupReadError, quote } from '../../src/cgroup/errors.js'
 import { parseBytes, parseKeyedCounters, parseLimit, parseMountinfo, parseProcCgroup } from '../../src/cgroup/parse.js'
 
