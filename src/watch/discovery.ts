@@ -24,11 +24,14 @@ export interface Found {
 
 /**
  * A wrapper (a pyenv shim, `sh -c 'exec python ...'`) becomes Python by exec without
- * changing pid: a pid judged not-Python is looked at again for this long after it was
- * first seen (at every {@link Discovery.recheck} the watcher asks for). Older ones are
- * taken as settled, which keeps scans cheap on busy hosts.
+ * changing pid: a pid judged not-Python is looked at again, at every scan interval, for this
+ * long after it was first seen. Older ones are looked at only at the slower `late` recheck
+ * (an entrypoint script that waits for a database, then execs the app), one `readlink` each.
  */
 const RECHECK_MS = 5000
+
+/** Which ignored pids a {@link Discovery.recheck} looks at again. */
+export type Recheck = 'young' | 'recent' | 'late'
 
 /**
  * A pid born since the last scan that is not (yet) Python is looked at again every tick
@@ -66,9 +69,11 @@ export class Discovery {
    * Examines `pid` unless it is known not to be Python; undefined when it is not (or
    * vanished). `born`: the pid is new since the last scan, so it may exec Python any moment.
    */
-  examine(pid: number, now: number, born = false): Found | undefined {
+  examine(pid: number, now: number, born = false, late = false): Found | undefined {
     const seen = this.#ignored.get(pid)
-    if (seen && now - seen.firstSeen > RECHECK_MS) return undefined
+    if (seen && !late && now - seen.firstSeen > RECHECK_MS) return undefined
+    // A kernel thread (no exe) never execs anything.
+    if (seen && late && seen.exe === undefined) return undefined
     try {
       const exe = this.#exe(pid)
       if (exe === undefined) {
@@ -106,20 +111,22 @@ export class Discovery {
   }
 
   /**
-   * Examines again the ignored pids that may have exec'd Python since: every tick, the ones
-   * born within {@link YOUNG_MS}; with `all` (every scan interval), every one still within
-   * {@link RECHECK_MS}, for a wrapper that execs later. One `readlink` each.
+   * Examines again the ignored pids that may have exec'd Python since, one `readlink` each:
+   * `young` (every tick), the ones born within {@link YOUNG_MS}; `recent` (every scan
+   * interval), every one still within {@link RECHECK_MS}, for a wrapper that execs later;
+   * `late` (every refresh), every one, for a script that execs Python long after its start.
    */
-  recheck(now: number, all: boolean): Found[] {
-    if (!all && this.#young.size === 0) return []
+  recheck(now: number, which: Recheck): Found[] {
+    if (which === 'young' && this.#young.size === 0) return []
+    const within = which === 'young' ? YOUNG_MS : which === 'recent' ? RECHECK_MS : Infinity
     const found: Found[] = []
-    for (const pid of all ? [...this.#ignored.keys()] : [...this.#young]) {
+    for (const pid of which === 'young' ? [...this.#young] : [...this.#ignored.keys()]) {
       const seen = this.#ignored.get(pid)
-      if (!seen || now - seen.firstSeen > (all ? RECHECK_MS : YOUNG_MS)) {
+      if (!seen || now - seen.firstSeen > within) {
         this.#young.delete(pid)
         continue
       }
-      const python = this.examine(pid, now)
+      const python = this.examine(pid, now, false, which === 'late')
       if (python) found.push(python)
     }
     return found

@@ -58,6 +58,7 @@ export class WatchStep {
   #uptime: { at: number; seconds: number | undefined } | undefined
   #lastScan = -Infinity
   #lastRecheck = -Infinity
+  #lastLateRecheck = -Infinity
   #lastRefresh = -Infinity
   #scanned = false
   /** The decisions of the tick under way. */
@@ -169,10 +170,12 @@ export class WatchStep {
     // With a clamp to do and no birth signal, a new process is found within a tick, before it reads its limits.
     const scanMs = !this.#births && fastScan ? Math.min(config.scanMs, config.intervalMs) : config.scanMs
     if (born || (!this.#births && now - this.#lastScan >= scanMs)) return this.#scan(now) > 0
-    // Every scanMs, also the older pids a wrapper may still exec Python in.
-    const all = now - this.#lastRecheck >= scanMs
-    if (all) this.#lastRecheck = now
-    for (const found of this.#discovery.recheck(now, all)) this.#watch(found, now)
+    // Every scanMs, also the pids a wrapper may still exec Python in; every refreshMs, all of them.
+    const late = now - this.#lastLateRecheck >= config.refreshMs
+    const recent = late || now - this.#lastRecheck >= scanMs
+    if (late) this.#lastLateRecheck = now
+    if (recent) this.#lastRecheck = now
+    for (const found of this.#discovery.recheck(now, late ? 'late' : recent ? 'recent' : 'young')) this.#watch(found, now)
     return false
   }
 
