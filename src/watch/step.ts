@@ -169,14 +169,22 @@ export class WatchStep {
     const { config, fastScan } = this.#options
     // With a clamp to do and no birth signal, a new process is found within a tick, before it reads its limits.
     const scanMs = !this.#births && fastScan ? Math.min(config.scanMs, config.intervalMs) : config.scanMs
-    if (born || (!this.#births && now - this.#lastScan >= scanMs)) return this.#scan(now) > 0
-    // Every scanMs, also the pids a wrapper may still exec Python in; every refreshMs, all of them.
-    const late = now - this.#lastLateRecheck >= config.refreshMs
-    const recent = late || now - this.#lastRecheck >= scanMs
-    if (late) this.#lastLateRecheck = now
-    if (recent) this.#lastRecheck = now
-    for (const found of this.#discovery.recheck(now, late ? 'late' : recent ? 'recent' : 'young')) this.#watch(found, now)
-    return false
+    let listed = false
+    if (born || (!this.#births && now - this.#lastScan >= scanMs)) {
+      listed = this.#scan(now) > 0
+    } else {
+      // Every scanMs, also the pids a wrapper may still exec Python in (a scan looks at those too).
+      const recent = now - this.#lastRecheck >= scanMs
+      if (recent) this.#lastRecheck = now
+      for (const found of this.#discovery.recheck(now, recent ? 'recent' : 'young')) this.#watch(found, now)
+    }
+    // Every refreshMs, every pid that is not Python yet, however busy with births the host is:
+    // a script may exec Python long after its start.
+    if (now - this.#lastLateRecheck >= config.refreshMs) {
+      this.#lastLateRecheck = now
+      for (const found of this.#discovery.recheck(now, 'late')) this.#watch(found, now)
+    }
+    return listed
   }
 
   /** Reads every member of a group; without a usage of its own, each is judged alone and the group takes the most urgent verdict. */

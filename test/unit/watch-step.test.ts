@@ -5,7 +5,7 @@ import { ProcReadError } from '../../src/proc/errors.js'
 import { formatBytes } from '../../src/quantity.js'
 import type { Decision } from '../../src/watch/decisions.js'
 import type { Watched } from '../../src/watch/watched.js'
-import { FakeBirths, FakeTree, HUGE_NOFILE, MiB, only, run, stepOver } from '../helpers/fake-sensors.js'
+import { CONFIG, FakeBirths, FakeTree, HUGE_NOFILE, MiB, only, run, stepOver } from '../helpers/fake-sensors.js'
 
 /** The watched processes a list of decisions announced, by pid. */
 function announced(decisions: readonly Decision[]): Map<number, Watched> {
@@ -69,6 +69,34 @@ t.test('a fork that execs Python later is rechecked every tick, and its start-up
   t.ok(found, 'found at the next tick, with no birth to tell of it')
   t.equal(found?.startedAt, tree.now, 'its start-up timed from the exec seen')
   t.equal(found?.bornAt, tree.now - 30, 'its birth from its start time')
+})
+
+t.test('a script that execs Python long after its start is found within a refresh, even while births never stop', async t => {
+  const tree = new FakeTree()
+  const births = new FakeBirths()
+  const step = stepOver(tree, births)
+  tree.now = 1000
+  births.pending = true
+  step.tick(tree.now)
+  tree.now += 100
+  tree.spawn(13, { exe: '/bin/sh', ageMs: 10 })
+  births.pending = true
+  step.tick(tree.now)
+  // A minute of a busy host: a birth at every tick, so every tick lists /proc.
+  for (let at = 0; at < 600; at++) {
+    tree.now += 100
+    births.pending = true
+    step.tick(tree.now)
+  }
+  tree.process(13).exe = '/usr/bin/python3.11'
+  const execAt = tree.now
+  let found: number | undefined
+  while (found === undefined && tree.now - execAt <= CONFIG.refreshMs + 100) {
+    tree.now += 100
+    births.pending = true
+    if (announced(step.tick(tree.now).decisions).has(13)) found = tree.now
+  }
+  t.ok(found, `found ${found === undefined ? 'never' : `${found - execAt} ms after its exec`}, within a refresh (${CONFIG.refreshMs} ms)`)
 })
 
 /** A leak in cgroup `a`: usage +2 MiB a tick (100 MiB/s of 256 MiB), each member's RSS by its own step. */
