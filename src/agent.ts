@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { totalmem } from 'node:os'
 import type { Logger } from 'pino'
 import { Actor } from './act/actor.js'
-import { actionsEnabled, AgentConfigError, journalSink, openJournal, pageSize } from './agent/setup.js'
+import { actionsEnabled, AgentConfigError, journalSink, openJournal, pageSize, streamToken } from './agent/setup.js'
 import { readyNote, Status } from './agent/status.js'
 import { captureStack } from './capture/capture.js'
 import { FlamegraphRecorder, FlamegraphStore } from './capture/flamegraph.js'
@@ -77,6 +77,8 @@ export class Agent {
     const pyspy = await locatePyspy(config.pyspy)
     if ('error' in pyspy && config.pyspy !== undefined) throw new AgentConfigError(`${pyspy.error}; ${pyspy.remedy}`)
     if ('error' in pyspy) logger.warn({ pyspy }, `py-spy not found: incidents will carry no stack. ${pyspy.remedy}`)
+    // Before the journal opens: a token file that went bad since the configuration was read ends the start here.
+    const token = streamToken(config, logger)
     const journal = openJournal(config)
     if (journal.skippedLines > 0) {
       logger.warn({ skippedLines: journal.skippedLines }, 'journal lines that did not parse were skipped (a write cut short by a crash)')
@@ -127,7 +129,7 @@ export class Agent {
       {
         host: config.host,
         port: config.port,
-        token: config.token,
+        token,
         allowedOrigins: config.allowedOrigins,
         heartbeatMs: config.heartbeatMs,
         maxClients: config.maxClients,

@@ -4,7 +4,7 @@
 // 20 MiB on Node 24, CPU within noise (BENCHMARKS.md). --lite-mode saves the same but turns
 // WebAssembly off, with a warning on Node 20. The image's `oomwatch` and npm start run this line.
 import { Agent, AgentConfigError, VERSION } from './agent.js'
-import { ConfigError, helpText, loadConfig } from './config.js'
+import { ConfigError, helpText, loadConfig, startWarnings } from './config.js'
 import { createLogger } from './log.js'
 
 const STOP_DEADLINE_MS = 1800
@@ -22,6 +22,7 @@ async function main(): Promise<number | undefined> {
   if ('help' in loaded) return (void process.stdout.write(helpText()), 0)
   if ('version' in loaded) return (void process.stdout.write(`${VERSION}\n`), 0)
   const logger = createLogger(loaded.logLevel)
+  for (const warning of startWarnings(process.argv.slice(2))) logger.warn(warning)
   let agent: Agent
   try {
     agent = await Agent.start(loaded, logger)

@@ -9,7 +9,7 @@
  */
 export { ConfigError } from './config/error.js'
 export { helpText } from './config/help.js'
-export { isLoopback, loadConfig } from './config/load.js'
+export { isLoopback, loadConfig, startWarnings } from './config/load.js'
 export type { Parsed } from './config/parse.js'
 export { redactConfig } from './config/redact.js'
 export type { Setting } from './config/setting.js'

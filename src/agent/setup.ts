@@ -1,8 +1,10 @@
 import { execFileSync } from 'node:child_process'
 import type { Logger } from 'pino'
-import type { Config } from '../config.js'
+import { isLoopback, type Config } from '../config.js'
 import type { Sink } from '../hub.js'
+import { childEnvironment } from '../exec/child-env.js'
 import { Journal } from '../journal/journal.js'
+import { fixedToken, TokenFile, type TokenSource } from '../stream/token-source.js'
 
 /** Thrown by `Agent.start` for a setting that cannot work; the CLI exits 2 on it. */
 export class AgentConfigError extends Error {
@@ -51,8 +53,22 @@ export function journalSink(journal: Journal, logger: Logger): Sink {
 /** RSS in /proc/<pid>/stat is in pages; 4 KiB unless the kernel says otherwise (arm64 may use 64 KiB). */
 export function pageSize(): number {
   try {
-    return Number(execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).trim()) || 4096
+    return Number(execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8', env: childEnvironment() }).trim()) || 4096
   } catch {
     /* c8 ignore next */ return 4096 // getconf is part of libc-bin; absent only on exotic images
   }
+}
+
+/**
+ * The token the stream checks: fixed, or read from the token file at each check (a rotated
+ * Secret takes effect at the next connection). The configuration has checked the file once
+ * already; one that went bad since is a configuration error too.
+ */
+export function streamToken(config: Config, logger: Logger): TokenSource | undefined {
+  if (config.tokenFile !== undefined) {
+    const file = TokenFile.open({ path: config.tokenFile, beyondLoopback: !isLoopback(config.host), logger })
+    if ('reason' in file) throw new AgentConfigError(`--token-file / OOMWATCH_TOKEN_FILE "${config.tokenFile}": ${file.reason}`)
+    return file
+  }
+  return config.token === undefined ? undefined : fixedToken(config.token)
 }

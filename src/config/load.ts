@@ -6,6 +6,7 @@
 import { scanArgs } from './argv.js'
 import { ConfigError } from './error.js'
 import { ROWS, SETTINGS, type AnySetting, type Config } from './table.js'
+import { readTokenFile, tokenProblem } from './token.js'
 
 /** Where a value came from, for messages. */
 type Origin = { from: 'flag' | 'env'; text: string } | { from: 'default' }
@@ -90,19 +91,58 @@ export function loadConfig(argv: string[], env: Record<string, string | undefine
 
   // Stacks and command lines are for the people on call, not for whoever reaches the port.
   const hostOrigin = origins.get('host')
-  if (hostOrigin && !isLoopback(values.host as string) && values.token === undefined && values.allowUnauthenticated !== true) {
+  const tokenSet = values.token !== undefined || values.tokenFile !== undefined
+  if (hostOrigin && !isLoopback(values.host as string) && !tokenSet && values.allowUnauthenticated !== true) {
     problems.push(
       problem(
         SETTINGS.host,
         hostOrigin,
-        'listening beyond loopback needs a token (--token / OOMWATCH_TOKEN), or --allow-unauthenticated / ' +
-          'OOMWATCH_ALLOW_UNAUTHENTICATED=true to accept that anyone who reaches the port reads stacks and command lines',
+        'listening beyond loopback needs a token (--token-file / OOMWATCH_TOKEN_FILE, or OOMWATCH_TOKEN), or ' +
+          '--allow-unauthenticated / OOMWATCH_ALLOW_UNAUTHENTICATED=true to accept that anyone who reaches the port ' +
+          'reads stacks and command lines',
       ),
     )
   }
+  problems.push(...tokenProblems(values, origins))
 
   if (problems.length > 0) throw new ConfigError(problems)
   return values as unknown as Config
+}
+
+/**
+ * The token's own rules: one source only, a token file that gives one, and a token that is
+ * no placeholder and, beyond loopback, long enough ({@link tokenProblem}).
+ */
+function tokenProblems(values: Record<string, unknown>, origins: ReadonlyMap<keyof Config, Origin>): string[] {
+  const tokenOrigin = origins.get('token')
+  const fileOrigin = origins.get('tokenFile')
+  const beyondLoopback = typeof values.host === 'string' && !isLoopback(values.host)
+  if (tokenOrigin && fileOrigin) {
+    const other = tokenOrigin.from === 'flag' ? `--${SETTINGS.token.flag}` : SETTINGS.token.env
+    return [problem(SETTINGS.tokenFile, fileOrigin, `the token is also set by ${other}: set one of the two (the file is safer)`)]
+  }
+  if (tokenOrigin && typeof values.token === 'string') {
+    const reason = tokenProblem(values.token, beyondLoopback)
+    return reason === undefined ? [] : [problem(SETTINGS.token, tokenOrigin, reason)]
+  }
+  if (fileOrigin && typeof values.tokenFile === 'string') {
+    const read = readTokenFile(values.tokenFile)
+    const reason = 'reason' in read ? read.reason : tokenProblem(read.token, beyondLoopback)
+    return reason === undefined ? [] : [problem(SETTINGS.tokenFile, fileOrigin, 'reason' in read ? reason : `the token in it: ${reason}`)]
+  }
+  return []
+}
+
+/**
+ * What to warn about at start, once the logger exists: a token given as a flag (`--token`),
+ * which any process of the pod can read in `/proc/<pid>/cmdline`.
+ */
+export function startWarnings(argv: string[]): string[] {
+  if (!scanArgs(argv).flags.has(SETTINGS.token.flag)) return []
+  return [
+    `the token was given with --${SETTINGS.token.flag}: any process of the pod can read it in /proc/<pid>/cmdline; ` +
+      `set ${SETTINGS.token.env} or --${SETTINGS.tokenFile.flag} / ${SETTINGS.tokenFile.env} (a mounted Secret) instead`,
+  ]
 }
 
 /** 127.0.0.0/8, ::1 and localhost: reachable from this pod only (and through kubectl port-forward). */

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { childEnvironment } from './child-env.js'
 import { escalateKill } from './escalate.js'
 
 /** How to run one child. Defaults: no args, 16 MiB of output, 500 ms from SIGTERM to SIGKILL. */
@@ -12,7 +13,7 @@ export interface RunChildOptions {
   signal?: AbortSignal
   /** Called with the child's pid as soon as it runs (the agent leaves its own children out of its scans). */
   onSpawn?: (pid: number) => void
-  /** Added to the agent's environment. */
+  /** Added to the agent's environment, which the child gets without any `OOMWATCH_*` variable (the token among them). */
   env?: Readonly<Record<string, string>>
   /** stdout and stderr together are cut beyond this many bytes. Default 16 MiB. */
   maxOutputBytes?: number
@@ -53,7 +54,7 @@ const KILL_GRACE_MS = 500
 export function runChild(options: RunChildOptions): Promise<ChildOutcome> {
   const { bin, args = [], timeoutMs, signal, onSpawn, env, maxOutputBytes = MAX_OUTPUT, killGraceMs = KILL_GRACE_MS } = options
   const started = performance.now()
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: env ? { ...process.env, ...env } : process.env, detached: true })
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: childEnvironment(env), detached: true })
   const output = collectOutput(child, maxOutputBytes)
   if (child.pid !== undefined) onSpawn?.(child.pid)
   // Aborted at `close`: ends the timeout and the grace, whichever is running.

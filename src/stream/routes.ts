@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import { sentTokenMatches, tokenMatches } from './auth.js'
 import { requestUrl } from './request-url.js'
+import type { TokenSource } from './token-source.js'
 import type { AgentStatus } from '../status.js'
 
 /** One file of the live page. */
@@ -25,8 +26,8 @@ export interface FlamegraphFiles {
 /** What the HTTP routes read. */
 export interface RouteSources {
   status: Pick<AgentStatus, 'ready' | 'live' | 'readyNote'>
-  /** `/metrics` and flame graphs need it (header or `?token=`) when set. */
-  token?: string | undefined
+  /** `/metrics` and flame graphs need it (header or `?token=`) when set; read at each request. */
+  token?: TokenSource | undefined
   /** `GET /metrics`; absent: 404. */
   metrics?: MetricsSource | undefined
   /** `GET /incidents/<id>/flamegraph.svg`; absent: 404. */
@@ -76,7 +77,7 @@ export function routes(sources: RouteSources): (req: IncomingMessage, res: Serve
     const metrics = path === '/metrics' ? sources.metrics : undefined
     const flamegraphs = flamegraph ? sources.flamegraphs : undefined
     if (!metrics && !flamegraphs) return reply(res, 404, 'not found\n')
-    if (!httpAuthorized(req, url, sources.token)) {
+    if (!httpAuthorized(req, url, sources.token?.current())) {
       res.setHeader('www-authenticate', 'Bearer')
       return reply(res, 401, 'send Authorization: Bearer <token>, or ?token=<token>\n')
     }

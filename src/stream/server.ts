@@ -9,7 +9,8 @@ import { requestUrl } from './request-url.js'
 import { routes, type FlamegraphFiles, type MetricsSource, type PageFile } from './routes.js'
 import { StreamStats } from './stats.js'
 import { formatText } from './text-format.js'
-import { admit, chooseProtocol, isRefusal, refusal, refuse } from './upgrade.js'
+import { fixedToken, type TokenSource } from './token-source.js'
+import { admit, chooseProtocol, isRefusal, refusal, refuse, type AdmissionRules } from './upgrade.js'
 import type { HubEvent } from '../hub.js'
 import type { MemoryFrame, OomwatchEvent } from '../protocol/events.js'
 import type { AgentStatus } from '../status.js'
@@ -28,9 +29,10 @@ export interface StreamSettings {
   /**
    * When set, clients must send `Authorization: Bearer <token>`, or (browsers, which
    * cannot set headers on a WebSocket) the subprotocol `bearer.<token>`. `/metrics` and
-   * flame graphs take the header or `?token=<token>`.
+   * flame graphs take the header or `?token=<token>`. A string is fixed; a {@link TokenSource}
+   * (a token file) is read at each check, so a rotated Secret takes effect at once.
    */
-  token?: string | undefined
+  token?: string | TokenSource | undefined
   /** Ping interval; a client that missed the previous pong is dropped. */
   heartbeatMs: number
   /** Clients at once; more are refused with 503. */
@@ -74,6 +76,8 @@ const BACKLOG_CHECK_MS = 1000
  */
 export class StreamServer {
   readonly #settings: StreamSettings
+  /** The settings with the token as a source: what each upgrade is judged by. */
+  readonly #rules: AdmissionRules
   readonly #sources: StreamSources
   readonly #stats: StreamStats
   readonly #http: Server
@@ -84,10 +88,12 @@ export class StreamServer {
 
   constructor(settings: StreamSettings, sources: StreamSources) {
     this.#settings = settings
+    const token = typeof settings.token === 'string' ? fixedToken(settings.token) : settings.token
+    this.#rules = { ...settings, token }
     this.#sources = sources
     this.#stats = sources.stats ?? new StreamStats()
     const { status, metrics, flamegraphs, logger } = sources
-    this.#http = createServer(routes({ status, metrics, flamegraphs, logger, token: settings.token, page: settings.page }))
+    this.#http = createServer(routes({ status, metrics, flamegraphs, logger, token, page: settings.page }))
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PAYLOAD, clientTracking: false, handleProtocols: chooseProtocol })
     this.#http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head))
   }
@@ -155,7 +161,7 @@ export class StreamServer {
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const url = requestUrl(req)
-    const wants = url ? admit(req, url, this.#settings, this.#clients.size) : refusal(400, 'Bad Request', 'the request target is not a URL')
+    const wants = url ? admit(req, url, this.#rules, this.#clients.size) : refusal(400, 'Bad Request', 'the request target is not a URL')
     if (isRefusal(wants)) {
       if (wants.warning) this.#sources.logger.warn(wants.warning.fields, wants.warning.message)
       return refuse(socket, wants)

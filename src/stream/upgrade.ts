@@ -2,14 +2,15 @@ import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { protocolTokenMatches, tokenMatches } from './auth.js'
 import type { ClientWants } from './client.js'
+import type { TokenSource } from './token-source.js'
 
 /** The subprotocol the live page offers (beside `bearer.<token>`); chosen when offered. */
 export const PAGE_PROTOCOL = 'oomwatch'
 
 /** Whom the stream lets in. */
 export interface AdmissionRules {
-  /** When set: `Authorization: Bearer <token>`, or the subprotocol `bearer.<token>`. */
-  token?: string | undefined
+  /** When set: `Authorization: Bearer <token>`, or the subprotocol `bearer.<token>`; read at each upgrade. */
+  token?: TokenSource | undefined
   /** Browser origins allowed besides the agent's own (same host as the request). */
   allowedOrigins?: readonly string[] | undefined
   /** Clients at once; more are refused with 503. */
@@ -30,7 +31,7 @@ export interface Refusal {
  */
 export function admit(req: IncomingMessage, url: URL, rules: AdmissionRules, clients: number): ClientWants | Refusal {
   if (url.pathname !== '/') return refusal(404, 'Not Found', 'the stream is at /')
-  const { token } = rules
+  const token = rules.token?.current()
   const { authorization, 'sec-websocket-protocol': protocols } = req.headers
   if (token !== undefined && !tokenMatches(authorization, token) && !protocolTokenMatches(protocols, token)) {
     return {
@@ -76,12 +77,16 @@ export function refuse(socket: Duplex, { status, statusText, reason }: Refusal):
 }
 
 /**
- * The subprotocol to answer with: the page's own when offered, so that a `bearer.<token>`
- * is never echoed back. A browser fails a handshake that names none of those it offered.
+ * The subprotocol to answer with: the page's own when offered, else the first that is not a
+ * `bearer.<token>`, else none. A token is never echoed back in `Sec-WebSocket-Protocol`
+ * (where proxies and browser tools log it): a client that offered only `bearer.*` gets no
+ * subprotocol, and a browser (or ws) then fails the handshake, as RFC 6455 and the
+ * WHATWG spec say. The page offers `oomwatch` beside its token; other clients send the
+ * `Authorization` header.
  */
 export function chooseProtocol(offered: Set<string>): string | false {
   if (offered.has(PAGE_PROTOCOL)) return PAGE_PROTOCOL
-  return [...offered].find(protocol => !protocol.startsWith('bearer.')) ?? [...offered][0] ?? false
+  return [...offered].find(protocol => !protocol.toLowerCase().startsWith('bearer.')) ?? false
 }
 
 /** Browsers always send Origin; other clients (wscat, scripts) do not and need the token instead. */

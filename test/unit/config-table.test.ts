@@ -62,6 +62,7 @@ t.test('the help-text order is the table order', async t => {
     'pyspy',
     'memoryLimit',
     'token',
+    'tokenFile',
     'procRoot',
     'match',
     'intervalMs',

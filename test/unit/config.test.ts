@@ -64,7 +64,7 @@ t.test('environment, and empty variables count as unset', async t => {
     OOMWATCH_HOST: '0.0.0.0',
     OOMWATCH_PYSPY: '/usr/local/bin/py-spy',
     OOMWATCH_MEMORY_LIMIT: '512Mi',
-    OOMWATCH_TOKEN: 'hunter2',
+    OOMWATCH_TOKEN: 'hunter2-hunter2-hunter2',
     OOMWATCH_PROC: procRoot,
     OOMWATCH_MATCH: 'gunicorn|celery',
     OOMWATCH_INTERVAL_MS: '50',
@@ -86,7 +86,7 @@ t.test('environment, and empty variables count as unset', async t => {
     host: '0.0.0.0',
     pyspy: '/usr/local/bin/py-spy',
     memoryLimit: 536870912,
-    token: 'hunter2',
+    token: 'hunter2-hunter2-hunter2',
     procRoot,
     intervalMs: 50,
     fastIntervalMs: 50,
@@ -141,6 +141,7 @@ const BAD: Record<keyof Config, string> = {
   pyspy: '',
   memoryLimit: '512MB',
   token: '',
+  tokenFile: '',
   procRoot: '/nonexistent/oomwatch-test',
   match: '(',
   intervalMs: '0',
@@ -248,12 +249,12 @@ t.test('host', async t => {
 
 t.test('beyond loopback, a token or an explicit --allow-unauthenticated is required', async t => {
   t.match(problemsOf(['--host', '0.0.0.0']), [
-    /^--host "0\.0\.0\.0": listening beyond loopback needs a token \(--token \/ OOMWATCH_TOKEN\), or --allow-unauthenticated/,
+    /^--host "0\.0\.0\.0": listening beyond loopback needs a token \(--token-file \/ OOMWATCH_TOKEN_FILE, or OOMWATCH_TOKEN\), or --allow-unauthenticated/,
   ])
   t.match(problemsOf([], { OOMWATCH_HOST: '10.1.2.3', OOMWATCH_ALLOW_UNAUTHENTICATED: 'false' }), [
     /^OOMWATCH_HOST="10\.1\.2\.3": listening beyond loopback/,
   ])
-  t.equal(config(['--host', '0.0.0.0'], { OOMWATCH_TOKEN: 's3cret' }).host, '0.0.0.0', 'a token suffices')
+  t.equal(config(['--host', '0.0.0.0'], { OOMWATCH_TOKEN: 's3cret-s3cret-s3cret' }).host, '0.0.0.0', 'a token suffices')
   t.equal(config(['--host', '0.0.0.0', '--allow-unauthenticated', 'true']).allowUnauthenticated, true, 'so does the explicit choice')
   for (const host of ['127.0.0.1', '127.1.2.3', '::1', 'localhost']) t.equal(config(['--host', host]).host, host, `${host} is loopback`)
 })

@@ -3,6 +3,8 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
+import { runPyspy } from '../../src/capture/pyspy-run.js'
+import { childEnvironment } from '../../src/exec/child-env.js'
 import { runChild } from '../../src/exec/run-child.js'
 import { deathOf, isAlive } from '../helpers/process.js'
 import { killFromPidfile, script } from '../helpers/script.js'
@@ -19,6 +21,31 @@ t.test('a normal run: output, exit code, no timeout', async t => {
 t.test('env is added to the agent’s own environment', async t => {
   const result = await runChild({ bin: 'sh', args: ['-c', 'echo "$EXTRA:${PATH:+path}"'], timeoutMs: 30_000, env: { EXTRA: 'x' } })
   t.equal(result.stdout, 'x:path\n')
+})
+
+t.test("children never get the agent's OOMWATCH_* variables: the token stays in the agent", async t => {
+  const secret = 'child-must-not-see-0123456789'
+  const saved = { ...process.env }
+  t.teardown(() => {
+    for (const name of ['OOMWATCH_TOKEN', 'OOMWATCH_TOKEN_FILE', 'OOMWATCH_PORT']) delete process.env[name]
+    Object.assign(process.env, saved)
+  })
+  Object.assign(process.env, { OOMWATCH_TOKEN: secret, OOMWATCH_TOKEN_FILE: '/run/secrets/oomwatch/token', OOMWATCH_PORT: '9642' })
+  const printsEnv = script(t.testdir(), 'py-spy', 'env')
+  const outcomes = {
+    runChild: await runChild({ bin: 'env', timeoutMs: 30_000 }),
+    'runChild with env': await runChild({ bin: 'env', timeoutMs: 30_000, env: { EXTRA: 'x' } }),
+    'py-spy': await runPyspy({ bin: printsEnv, args: ['dump', '--pid', '1'], timeoutMs: 30_000 }),
+  }
+  for (const [what, { stdout }] of Object.entries(outcomes)) {
+    t.notMatch(stdout, secret, `${what}: not the token`)
+    t.notMatch(stdout, /^OOMWATCH_/m, `${what}: no OOMWATCH_* variable at all`)
+    t.match(stdout, /^PATH=/m, `${what}: the rest of the environment is there`)
+  }
+  t.match(outcomes['runChild with env'].stdout, /^EXTRA=x$/m)
+  t.match(outcomes['py-spy'].stdout, /^RUST_BACKTRACE=0$/m)
+  t.same(childEnvironment({ B: '2' }, { OOMWATCH_TOKEN: secret, A: '1' }), { A: '1', B: '2' })
+  t.equal(process.env.OOMWATCH_TOKEN, secret, "the agent's own environment is untouched")
 })
 
 t.test('a binary that cannot run: spawnError, nothing reported as spawned', async t => {

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment'
 import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap'
@@ -8,7 +9,7 @@ import type { INamespace } from 'kubernetes-models/v1/Namespace'
 import type { ISecret } from 'kubernetes-models/v1/Secret'
 import t from 'tap'
 import { parseAllDocuments } from 'yaml'
-import { loadConfig, SETTINGS, type Config } from '../../src/config.js'
+import { ConfigError, loadConfig, SETTINGS, type Config } from '../../src/config.js'
 import { parseQuantity } from '../../src/quantity.js'
 import { checkManifest } from '../helpers/pod-manifest.js'
 import { PYTHON } from '../helpers/python.js'
@@ -59,6 +60,23 @@ const deployment = docs.find(d => d.kind === 'Deployment') as IDeployment
 const podSpec = deployment.spec!.template.spec!
 const sidecar = podSpec.initContainers?.find(c => c.name === 'oomwatch') as IContainer
 const secrets = docs.filter(d => d.kind === 'Secret') as ISecret[]
+
+/**
+ * A Secret volume of `container` as the kubelet mounts it, written under `root`: each key a
+ * file. Returns the path in `root` that stands for `path` in the container, when `path` lies
+ * in such a volume.
+ */
+function mountSecret(container: IContainer, path: string, root: string): string | undefined {
+  const mount = container.volumeMounts?.find(m => path.startsWith(`${m.mountPath}/`))
+  const secretName = podSpec.volumes?.find(v => v.name === mount?.name)?.secret?.secretName
+  const secret = secrets.find(s => s.metadata?.name === secretName)
+  if (!mount || !secret) return undefined
+  const dir = join(root, mount.name)
+  mkdirSync(dir, { recursive: true })
+  for (const [key, value] of Object.entries(secret.stringData ?? {})) writeFileSync(join(dir, key), value)
+  for (const [key, value] of Object.entries(secret.data ?? {})) writeFileSync(join(dir, key), Buffer.from(value, 'base64'))
+  return join(dir, path.slice(mount.mountPath.length + 1))
+}
 
 /** The sidecar's environment as the kubelet would set it: Downward API and Secret references resolved. */
 function resolveEnv(container: IContainer): Record<string, string> {
@@ -130,8 +148,38 @@ t.test("the sidecar's privileges: UID 0, SYS_PTRACE and nothing else", async t =
   t.notOk(baseline.includes('SYS_PTRACE'), 'because baseline does not allow adding SYS_PTRACE (and restricted forbids UID 0)')
 })
 
-t.test("the agent's configuration, as oomwatch parses it from the resolved env", async t => {
+t.test('the Secret holds a placeholder that oomwatch refuses: the shipped manifest has no working token', async t => {
+  const secret = secrets.find(s => s.metadata?.name === 'oomwatch-token')
+  const placeholder = secret?.stringData?.token ?? ''
+  t.match(placeholder, /^REPLACE-ME/, 'an obvious non-token')
+  t.notOk(
+    sidecar.env?.some(e => e.valueFrom?.secretKeyRef),
+    'no Secret in a variable: it is a mounted file, updated in place when the Secret changes',
+  )
   const env = resolveEnv(sidecar)
+  const path = env.OOMWATCH_TOKEN_FILE ?? ''
+  t.match(path, /^\/var\/run\/secrets\//, 'the token file')
+  const mount = sidecar.volumeMounts?.find(m => path.startsWith(`${m.mountPath}/`))
+  t.equal(mount?.readOnly, true, 'in a read-only mount')
+  t.equal(podSpec.volumes?.find(v => v.name === mount?.name)?.secret?.defaultMode, 0o400, "readable by the sidecar's user only")
+  const file = mountSecret(sidecar, path, t.testdir())
+  t.ok(file, 'of the Secret in this file')
+  let problems: string[] = []
+  try {
+    loadConfig([], { ...env, OOMWATCH_TOKEN_FILE: file })
+  } catch (error) {
+    if (error instanceof ConfigError) problems = error.problems
+  }
+  t.match(problems, [/^OOMWATCH_TOKEN_FILE=".*": the token in it: this is the placeholder of sidecar\.yaml's Secret, not a token/])
+})
+
+t.test("the agent's configuration, as oomwatch parses it from the resolved env", async t => {
+  const resolved = resolveEnv(sidecar)
+  // With the placeholder replaced, as the file's comment says to.
+  const root = t.testdir()
+  const file = mountSecret(sidecar, resolved.OOMWATCH_TOKEN_FILE ?? '', root)
+  if (file) writeFileSync(file, 'Zx3kq9P-7mWd_2LrT8vB4nYcQ1s\n')
+  const env = { ...resolved, OOMWATCH_TOKEN_FILE: file ?? '' }
   const known = new Set(Object.values(SETTINGS).map(s => s.env))
   t.same(
     Object.keys(env).filter(name => !known.has(name)),
@@ -140,7 +188,7 @@ t.test("the agent's configuration, as oomwatch parses it from the resolved env",
   )
   t.equal(Object.keys(env).length, sidecar.env?.length, 'every reference resolves (the Secret and the container exist)')
   const config = loadConfig([], env) as Config
-  t.ok(config.token, 'a token from the Secret')
+  t.equal(config.tokenFile, file, 'a token file from the Secret')
   const limitRef = sidecar.env?.find(e => e.name === 'OOMWATCH_MEMORY_LIMIT')?.valueFrom?.resourceFieldRef
   t.equal(limitRef?.resource, 'limits.memory', "OOMWATCH_MEMORY_LIMIT is a container's limits.memory (Downward API)")
   const app = podSpec.containers.find(c => c.name === limitRef?.containerName)

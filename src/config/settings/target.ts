@@ -60,10 +60,22 @@ export const TARGET_SETTINGS = {
     flag: 'token',
     env: 'OOMWATCH_TOKEN',
     arg: '<token>',
-    describe: 'Bearer token; when set, clients without it are refused.',
+    describe:
+      'Bearer token; when set, clients without it are refused. Prefer OOMWATCH_TOKEN or --token-file: ' +
+      "a flag's value is readable by any process of the pod in /proc/<pid>/cmdline.",
     unset: 'no authentication',
     secret: true,
     parse: nonEmpty('a non-empty token'),
+  }),
+  tokenFile: optional({
+    flag: 'token-file',
+    env: 'OOMWATCH_TOKEN_FILE',
+    arg: '<path>',
+    describe:
+      'File that holds the bearer token (a mounted Secret; a trailing newline is ignored). ' +
+      'Re-read when it changes: a rotated Secret takes effect at the next connection.',
+    unset: 'no token file',
+    parse: nonEmpty('a path to the file that holds the token'),
   }),
   procRoot: withDefault({
     flag: 'proc',
