@@ -81,8 +81,13 @@ export class Agent {
     const token = streamToken(config, logger)
     const journal = openJournal(config)
     if (journal.skippedLines > 0) {
-      logger.warn({ skippedLines: journal.skippedLines }, 'journal lines that did not parse were skipped (a write cut short by a crash)')
+      logger.warn(
+        { skippedLines: journal.skippedLines },
+        'journal lines that are not valid events were skipped (a write cut short by a crash, or JSON that is no event)',
+      )
     }
+    if (journal.dirModeError)
+      logger.warn({ err: journal.dirModeError }, 'the journal directory could not be made 0700 (owner only); it is used as it is')
     const self = new SelfUsage()
     await self.start()
     const startedAt = new Date().toISOString()

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
@@ -9,6 +9,9 @@ import type { FlamegraphError } from '../protocol/values.js'
 
 /** Incident ids as the watcher makes them (`<pid>-<8 hex>`), and nothing that could leave the directory. */
 const INCIDENT_ID = /^[A-Za-z0-9_-]{1,64}$/
+/** A flame graph shows the app's code: its owner's alone, whatever the umask (py-spy writes with its own). */
+const DIR_MODE = 0o700
+const FILE_MODE = 0o600
 /** py-spy record writes its SVG after the duration; this much more before it is killed. */
 const WRITE_GRACE_MS = 10_000
 
@@ -19,7 +22,7 @@ export function flamegraphUrl(incidentId: string): string {
 
 /**
  * Where the SVGs go: `<journal dir>/flamegraphs`, else a temporary directory of the
- * agent's own, removed by {@link FlamegraphStore.remove}. Made at the first recording,
+ * agent's own, removed by {@link FlamegraphStore.remove}; the directory 0700, each SVG 0600. Made at the first recording,
  * not at start: an agent with a read-only root and no journal writes nothing until an
  * incident asks for a flame graph (which then reports that it has nowhere to go).
  */
@@ -37,7 +40,9 @@ export class FlamegraphStore {
     if (this.#dir !== undefined) return this.#dir
     if (this.#journalDir !== undefined) {
       const dir = join(this.#journalDir, 'flamegraphs')
-      mkdirSync(dir, { recursive: true })
+      mkdirSync(dir, { recursive: true, mode: DIR_MODE })
+      // mkdir's mode goes through the umask, and an existing directory keeps its own.
+      chmodSync(dir, DIR_MODE)
       return (this.#dir = dir)
     }
     this.#dir = mkdtempSync(join(tmpdir(), 'oomwatch-flamegraphs-'))
@@ -178,6 +183,7 @@ export class FlamegraphRecorder {
       if (result.exitCode !== 0 || result.timedOut || result.spawnError || !existsSync(part)) {
         return fail(classifyFailure(result, bin, seconds * 1000 + WRITE_GRACE_MS))
       }
+      chmodSync(part, FILE_MODE)
       renameSync(part, join(dir, `${incidentId}.svg`))
       store.prune(this.#options.maxKept)
       emit({ type: 'flamegraph', incidentId, pid, url: flamegraphUrl(incidentId), durationMs: Math.round(result.durationMs) })

@@ -26,15 +26,34 @@ export class RecentEvents {
     }
   }
 
-  /** Events with seq above `since`, oldest first. */
-  after(since: number): OomwatchEvent[] {
-    const out: OomwatchEvent[] = []
-    for (let at = this.#events.length - 1; at >= this.#head; at--) {
-      const { event } = this.#events[at]!
-      if (event.seq <= since) break
-      out.push(event)
+  /**
+   * Events with seq in [from, to], oldest first, up to about `maxBytes` of them (at least
+   * one when any is kept): a replay takes the window a batch at a time, so it never pins
+   * more of it than one batch.
+   */
+  range(from: number, to: number, maxBytes: number): OomwatchEvent[] {
+    // The kept events are in seq order: find the first at or after `from` by bisection.
+    let low = this.#head
+    let high = this.#events.length
+    while (low < high) {
+      const mid = (low + high) >>> 1
+      if (this.#events[mid]!.event.seq < from) low = mid + 1
+      else high = mid
     }
-    return out.reverse()
+    const out: OomwatchEvent[] = []
+    let bytes = 0
+    for (let at = low; at < this.#events.length && bytes < maxBytes; at++) {
+      const { event, bytes: size } = this.#events[at]!
+      if (event.seq > to) break
+      out.push(event)
+      bytes += size
+    }
+    return out
+  }
+
+  /** The seq of the oldest event kept; undefined when none is. */
+  get oldestSeq(): number | undefined {
+    return this.#events[this.#head]?.event.seq
   }
 
   get bytes(): number {

@@ -50,7 +50,24 @@ export interface HelloPayload {
   agent: AgentUsage
   watching: ProcessInfo[]
   /** With `?since=SEQ`: what follows this hello before the live stream. */
-  replay?: { since: number; count: number; missed: number }
+  replay?: ReplaySummary
+}
+
+/**
+ * What a replay sends: `count` events, seq `since + missed + 1` onwards, then the live stream.
+ * A replay longer than one page is `truncated`: the page is sent, then the connection is
+ * closed (1000), and the client reconnects with `?since=<next>` for the following page.
+ */
+export interface ReplaySummary {
+  since: number
+  /** Events that follow the hello. */
+  count: number
+  /** Events after `since` no longer kept (rotated away): the replay starts after them. */
+  missed: number
+  /** Present when more events follow this page: no live stream on this connection. */
+  truncated?: true
+  /** With `truncated`: the seq of this page's last event; reconnect with `?since=<next>`. */
+  next?: number
 }
 
 /** Sent to one client that sent something the protocol does not define. */

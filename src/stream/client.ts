@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import type { WebSocket } from 'ws'
-import type { Greeting } from './greeting.js'
+import type { Greeted, Greeting, ReplayStream } from './greeting.js'
 import type { StreamStats } from './stats.js'
 import { formatText } from './text-format.js'
 import type { OomwatchEvent } from '../protocol/events.js'
@@ -34,6 +34,11 @@ const MAX_BAD_MESSAGES = 5
 /** A client closed (for slowness, or at stop) that has not closed after this is terminated. */
 export const CLOSE_GRACE_MS = 1000
 const NO_MESSAGES = 'oomwatch takes no messages: it only streams events; to replay, reconnect with ?since=SEQ'
+/**
+ * Replayed events sent before waiting for the socket to take them: each send is a write to
+ * the socket, so a slice, not a batch read from disk, is what one turn of the event loop does.
+ */
+const REPLAY_SLICE = 32
 /** A backlog this many times the allowance is cut at once, without waiting for the check. */
 const FLOOD_FACTOR = 4
 
@@ -53,6 +58,8 @@ export class Client {
   #wasOver = false
   /** Closed for slowness: what is not sent to it from then on counts as dropped. */
   #cut = false
+  /** While a replay streams: the live frames that arrived meanwhile, sent after it in order. */
+  #held: { frames: (string | Buffer)[]; bytes: number } | undefined
 
   constructor(ws: WebSocket, wants: Pick<ClientWants, 'format' | 'memory'>, context: ClientContext) {
     this.#ws = ws
@@ -72,13 +79,43 @@ export class Client {
     this.#ws.once('close', listener)
   }
 
-  /** Sends one event in the client's format. */
-  sendEvent(event: OomwatchEvent): void {
-    this.send(this.format === 'text' ? formatText(event) : JSON.stringify(event))
+  /**
+   * Sends the hello, then streams the replay a batch at a time: every frame sent
+   * meanwhile (live events, memory frames) is held, and follows the replay in order. Call it
+   * synchronously on connection, before any live event can reach the client.
+   */
+  greet({ hello, replay }: Greeted): void {
+    this.sendEvent(hello)
+    if (replay === undefined) return
+    this.#held = { frames: [], bytes: 0 }
+    void this.#replay(replay)
   }
 
-  /** Sends one frame as text, unless the client is closed or floods. */
+  /** Sends one event in the client's format. */
+  sendEvent(event: OomwatchEvent): void {
+    this.send(this.#frame(event))
+  }
+
+  /**
+   * Sends one frame as text, unless the client is closed or floods. During a replay the frame
+   * is held; held frames past the allowance close the client as too slow.
+   */
   send(frame: string | Buffer): void {
+    const held = this.#held
+    if (held !== undefined && this.#ws.readyState === OPEN) {
+      held.frames.push(frame)
+      held.bytes += frame.length
+      if (held.bytes > this.#context.bufferBytes) {
+        this.#context.stats.droppedEvents += held.frames.length
+        this.#held = undefined
+        this.#closeSlow()
+      }
+      return
+    }
+    this.#write(frame)
+  }
+
+  #write(frame: string | Buffer): void {
     const ws = this.#ws
     if (ws.readyState !== OPEN) {
       if (this.#cut) this.#context.stats.droppedEvents++
@@ -121,6 +158,56 @@ export class Client {
   /** Ends the connection at once, without a close frame. */
   terminate(): void {
     this.#ws.terminate()
+  }
+
+  #frame(event: OomwatchEvent): string {
+    return this.format === 'text' ? formatText(event) : JSON.stringify(event)
+  }
+
+  /**
+   * Streams a replay a batch at a time, each batch only once the socket took the last one:
+   * the client's pace sets the reading, and the replay holds one batch. Then the held live
+   * frames, in order; or, for a page of a longer replay, a close that says where to go on.
+   */
+  async #replay(replay: ReplayStream): Promise<void> {
+    const { logger } = this.#context
+    const { since, missed, truncated, next } = replay.plan
+    let sent = since + missed
+    try {
+      for (let batch = await replay.read(); batch.length > 0; batch = await replay.read()) {
+        for (let at = 0; at < batch.length; at += REPLAY_SLICE) {
+          const slice = batch.slice(at, at + REPLAY_SLICE)
+          if (!(await this.#sendSlice(slice))) return
+          sent = slice.at(-1)!.seq
+        }
+      }
+      if (truncated) return this.close(1000, `replay page sent; reconnect with ?since=${next} for more`)
+      const held = this.#held?.frames ?? []
+      this.#held = undefined
+      for (const frame of held) this.#write(frame)
+    } catch (error) {
+      logger.warn({ err: error, since: sent }, 'a replay stopped; the client is told to reconnect')
+      this.close(1011, `replay interrupted: reconnect with ?since=${sent}`)
+    } finally {
+      this.#held = undefined
+      if (replay.skippedLines > 0)
+        logger.warn({ skippedLines: replay.skippedLines }, 'journal lines that are not valid events were skipped in a replay')
+      await replay.close().catch((error: unknown) => logger.warn({ err: error }, 'a replay did not close cleanly'))
+    }
+  }
+
+  /** Sends a few events; resolves once the socket took the last one (true) or the client closed (false). */
+  #sendSlice(events: OomwatchEvent[]): Promise<boolean> {
+    const ws = this.#ws
+    return new Promise(resolve => {
+      if (ws.readyState !== OPEN) return resolve(false)
+      const onClose = () => resolve(false)
+      ws.once('close', onClose)
+      events.forEach((event, at) => {
+        const last = at === events.length - 1
+        ws.send(this.#frame(event), { binary: false }, last ? error => (ws.off('close', onClose), resolve(!error)) : undefined)
+      })
+    })
   }
 
   #closeSlow(): void {

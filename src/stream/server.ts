@@ -175,7 +175,7 @@ export class StreamServer {
         this.#clients.delete(client)
         this.#stats.clients = this.#clients.size
       })
-      for (const event of greeting.greet(wants.since)) client.sendEvent(event)
+      client.greet(greeting.greet(wants.since))
       const history = wants.memory ? greeting.memoryHistory?.() : undefined
       if (history) client.send(JSON.stringify(history))
     })

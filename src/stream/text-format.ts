@@ -27,6 +27,7 @@ export function formatText(event: OomwatchEvent): string {
       const replay = event.replay
         ? [
             `replaying ${event.replay.count} events after #${event.replay.since}${event.replay.missed > 0 ? ` (${event.replay.missed} missed)` : ''}`,
+            ...(event.replay.truncated ? [`a page of a longer replay: reconnect with ?since=${event.replay.next} for more`] : []),
           ]
         : []
       return lines(

@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -167,7 +167,7 @@ function recorder(t: Test, script: string, options: { maxKept?: number; alive?: 
 
 t.test('FlamegraphRecorder with a stand-in py-spy', async t => {
   t.test('records, keeps at most maxKept, and serves only ids', async t => {
-    const { rec, store, events, incident } = recorder(t, 'echo "<svg>$3</svg>" > "$9"', { maxKept: 2 })
+    const { rec, store, events, incident } = recorder(t, 'umask 022; echo "<svg>$3</svg>" > "$9"', { maxKept: 2 })
     for (const [i, id] of ['1-aaaaaaaa', '1-bbbbbbbb', '1-cccccccc'].entries()) {
       await rec.afterIncident(incident(id))
       t.equal(events.length, i + 1, 'the event is out when the step resolves')
@@ -179,6 +179,8 @@ t.test('FlamegraphRecorder with a stand-in py-spy', async t => {
     t.equal(store.file('1-aaaaaaaa'), undefined, 'the oldest is pruned')
     t.equal(readFileSync(store.file('1-cccccccc')!, 'utf8'), `<svg>${INCIDENT.pid}</svg>\n`, 'py-spy was given the pid')
     t.equal(store.file('../1-cccccccc'), undefined, 'no path leaves the directory')
+    t.equal(statSync(store.file('1-cccccccc')!).mode & 0o777, 0o600, 'the SVG is 0600, though py-spy wrote it 0644')
+    t.equal(statSync(store.dir()).mode & 0o777, 0o700, 'its directory 0700')
     const failed: CaptureError = { code: 'PTRACE_DENIED', message: '', remedy: '' }
     await rec.afterIncident({ ...incident('1-dddddddd'), capture: { triggerToStackMs: 1, pyspyMs: 1, error: failed } })
     t.equal(events.length, 3, 'nothing for an incident without a stack')

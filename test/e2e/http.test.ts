@@ -11,6 +11,7 @@ import { PAGE_PROTOCOL, StreamServer, type StreamSettings, type StreamSources } 
 import { runCli } from '../helpers/cli.js'
 import { EventHub } from '../../src/hub.js'
 import { messageText } from '../helpers/client.js'
+import { arrayReplay } from '../helpers/replay-stub.js'
 
 /** A port that was free a moment ago: the CLI must be polled before it listens. */
 async function freePort(): Promise<number> {
@@ -79,7 +80,7 @@ async function serve(t: Test, settings: Partial<StreamSettings>, sources: Partia
     {
       status: { ready: true, live: true, readyNote: undefined },
       greeting: {
-        greet: () => [hub.greet({ type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message: 'hello stand-in' })],
+        greet: () => ({ hello: hub.greet({ type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message: 'hello stand-in' }) }),
         clientError: message => hub.greet({ type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message }),
       },
       logger: createLogger('silent'),
@@ -227,7 +228,7 @@ t.test('?memory=1: the kept history after the greeting, then each sample through
   hub.publish(memoryFrame([info(1, 100), info(2, 200)], 1_000))
   hub.publish(memoryFrame([info(1, 150)], 2_000)) // pid 2 is gone: forgotten
   hub.publish(memoryFrame([info(1, 175)], 13_000)) // past the 10 s kept: the first two points go
-  const journal = { since: () => ({ events: [], missed: 0 }) }
+  const journal = { replay: () => arrayReplay([]) }
   const hello = { version: '0.1.0', startedAt: new Date().toISOString(), config: {}, pyspy: { error: 'not found', remedy: 'install it' } }
   const status = { processes: () => [] }
   const greeting = new Greeter({ hub, journal, hello, status, usage: { current: { pid: process.pid } }, history })

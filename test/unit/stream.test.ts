@@ -13,6 +13,7 @@ import { EventHub } from '../../src/hub.js'
 import { Greeter } from '../../src/stream/greeting.js'
 import { StreamStats } from '../../src/stream/stats.js'
 import type { HelloPayload, IncidentPayload, OomwatchEvent, ProcessInfo, RiskPayload } from '../../src/protocol/events.js'
+import { arrayReplay } from '../helpers/replay-stub.js'
 
 type Line = Record<string, unknown>
 
@@ -66,7 +67,8 @@ async function serve(t: Test, settings: Partial<StreamSettings> = {}, sources: P
         greet: since => {
           greeted.push(since)
           const after = since === undefined ? [] : kept.filter(e => e.seq > since)
-          return [hub.greet({ ...HELLO, ...(since !== undefined && { replay: { since, count: after.length, missed: 0 } }) }), ...after]
+          const hello = hub.greet({ ...HELLO, ...(since !== undefined && { replay: { since, count: after.length, missed: 0 } }) })
+          return { hello, ...(since !== undefined && { replay: arrayReplay(after, { since }) }) }
         },
         clientError: message => hub.greet({ type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message }),
       },
@@ -446,7 +448,7 @@ t.test('StreamServer', async t => {
       {
         status: { ready: true, live: true, readyNote: undefined },
         greeting: {
-          greet: () => [],
+          greet: () => ({ hello: { type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message: 'stand-in', seq: 0, ts: '' } }),
           clientError: message => ({ type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message, seq: 0, ts: '' }),
         },
         logger,
@@ -530,28 +532,34 @@ t.test('Greeter: the hello from the status, the replay from the journal, the his
   hub.emit(risk(1))
   const replayed = { ...risk(2), seq: 3, ts: '' }
   const asked: number[] = []
+  const replays: ReturnType<typeof arrayReplay>[] = []
   const journal = {
-    since: (since: number) => {
+    replay: (since: number) => {
       asked.push(since)
-      return { events: [replayed], missed: 1 }
+      replays.push(arrayReplay(since < 3 ? [replayed] : [], { since, count: since < 3 ? 1 : 0, missed: since < 3 ? 1 : 0 }))
+      return replays.at(-1)!
     },
   }
   const hello = { version: '9.9.9', startedAt: 'at start', config: { port: 0 }, pyspy: HELLO.pyspy }
   const status = { processes: () => [PROCESS] }
   const usage = { current: { pid: 1, rssBytes: 5 } }
   const greeter = new Greeter({ hub, journal, hello, status, usage, history: { history: () => ({ type: 'memory', processes: [] }) } })
-  const [plain, ...none] = greeter.greet(undefined)
-  t.same(none, [], 'no since: no replay')
+  const { hello: plain, replay: none } = greeter.greet(undefined)
+  t.equal(none, undefined, 'no since: no replay')
   t.strictSame(
-    Object.keys(plain!),
+    Object.keys(plain),
     ['type', 'version', 'startedAt', 'config', 'pyspy', 'agent', 'watching', 'seq', 'ts'],
     'the hello, fields in order',
   )
   t.match(plain, { type: 'hello', version: '9.9.9', agent: { rssBytes: 5 }, watching: [{ pid: 4242 }], seq: 4 })
   t.strictSame(asked, [], 'the journal is not read without since')
-  const [resumed, ...after] = greeter.greet(2)
+  const { hello: resumed, replay } = greeter.greet(2)
   t.match(resumed, { type: 'hello', replay: { since: 2, count: 1, missed: 1 } })
-  t.strictSame(after, [replayed])
+  t.strictSame(await replay?.read(), [replayed], 'the replay follows')
+  const { hello: current, replay: nothing } = greeter.greet(3)
+  t.match(current, { replay: { since: 3, count: 0 } })
+  t.equal(nothing, undefined, 'nothing to replay: no replay to stream')
+  t.ok(replays.at(-1)?.closed, 'and the empty one is closed')
   t.match(greeter.clientError('no'), { type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message: 'no', seq: 4 })
   t.match(greeter.memoryHistory(), { type: 'memory', processes: [], seq: 4 })
   t.equal(new Greeter({ hub, journal, hello, status, usage }).memoryHistory(), undefined, 'no history: none')

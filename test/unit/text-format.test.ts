@@ -169,7 +169,7 @@ t.test('?format=text over a real server: every text client gets the block, JSON 
     {
       status: { ready: true, live: true, readyNote: undefined },
       greeting: {
-        greet: () => [hub.greet({ ...(SESSION[0] as Extract<OomwatchEvent, { type: 'hello' }>) })],
+        greet: () => ({ hello: hub.greet({ ...(SESSION[0] as Extract<OomwatchEvent, { type: 'hello' }>) }) }),
         clientError: message => hub.greet({ type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message }),
       },
       logger: createLogger('silent'),
