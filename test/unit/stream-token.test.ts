@@ -37,7 +37,7 @@ async function serve(t: Test, settings: Partial<StreamSettings>) {
     {
       status: { ready: true, live: true, readyNote: undefined },
       greeting: {
-        greet: () => [hub.greet({ type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message: 'hello' })],
+        greet: () => ({ hello: hub.greet({ type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message: 'hello' }) }),
         clientError: message => hub.greet({ type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message }),
       },
       metrics: { text: async () => ({ contentType: 'text/plain', body: 'ok\n' }) },
