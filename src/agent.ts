@@ -18,6 +18,7 @@ import { isRunning } from './proc/identity.js'
 import { ProcReader } from './proc/reader.js'
 import type { PyspyInfo } from './protocol/values.js'
 import { SelfUsage } from './self-usage.js'
+import { connectionCap, ownNofileSoft } from './stream/fd-budget.js'
 import { Greeter } from './stream/greeting.js'
 import { StreamServer } from './stream/server.js'
 import { StreamStats } from './stream/stats.js'
@@ -130,12 +131,16 @@ export class Agent {
     const metrics = new Metrics({ version: VERSION, pyspyFound: 'path' in pyspy, status, stream: streamStats })
     const hello = { version: VERSION, startedAt, config: redactConfig(config), pyspy }
     const greeting = new Greeter({ hub, journal, hello, status, usage: self, history })
+    const cap = connectionCap(config.maxConnections, ownNofileSoft())
     const server = new StreamServer(
       {
         host: config.host,
         port: config.port,
         token,
         allowedOrigins: config.allowedOrigins,
+        allowedHosts: config.allowedHosts,
+        maxConnections: cap.maxConnections,
+        requestTimeoutMs: config.requestTimeoutMs,
         heartbeatMs: config.heartbeatMs,
         maxClients: config.maxClients,
         clientBufferBytes: config.clientBufferBytes,
@@ -162,7 +167,7 @@ export class Agent {
 
     const parts = { config, pyspy, port, hub, journal, watcher, server, self, logger, flamegraphs, recorder, actor, memoryTimer, status }
     logger.info(
-      { port, host: config.host, pyspy, version: VERSION, lastSeq: journal.lastSeq, rssBytes: self.current.rssBytes },
+      { port, host: config.host, pyspy, version: VERSION, lastSeq: journal.lastSeq, rssBytes: self.current.rssBytes, connections: cap },
       `oomwatch ${VERSION} listening on ws://${config.host}:${port}/`,
     )
     watcher.start()

@@ -2,6 +2,8 @@ import { createReadStream } from 'node:fs'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import { sentTokenMatches, tokenMatches } from './auth.js'
+import { hostAllowed, misdirected } from './host-check.js'
+import type { RefusalLog } from './refusal-log.js'
 import { requestUrl } from './request-url.js'
 import type { TokenSource } from './token-source.js'
 import type { AgentStatus } from '../status.js'
@@ -28,6 +30,10 @@ export interface RouteSources {
   status: Pick<AgentStatus, 'ready' | 'live' | 'readyNote'>
   /** `/metrics` and flame graphs need it (header or `?token=`) when set; read at each request. */
   token?: TokenSource | undefined
+  /** Without a token: host names a request may be addressed to besides localhost and IP addresses. */
+  allowedHosts?: readonly string[] | undefined
+  /** Where refusals are logged, at a bounded rate; absent: not logged. */
+  refusals?: Pick<RefusalLog, 'note'> | undefined
   /** `GET /metrics`; absent: 404. */
   metrics?: MetricsSource | undefined
   /** `GET /incidents/<id>/flamegraph.svg`; absent: 404. */
@@ -49,8 +55,12 @@ export const PAGE_CSP = [
   "form-action 'none'",
   "frame-ancestors 'none'",
 ].join('; ')
-/** py-spy's SVG runs its own script (search, zoom) and loads nothing. */
-const SVG_CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"
+/**
+ * py-spy's SVG runs its own script (search, zoom) and loads nothing. Sandboxed without
+ * `allow-same-origin`: it runs in an opaque origin, so a script in a crafted SVG cannot
+ * reach this agent's other routes or the stream as the page would.
+ */
+export const SVG_CSP = "sandbox allow-scripts; default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"
 const NOT_LIVE = 'not live: stopping, or the watch loop has stalled\n'
 const UPGRADE_REQUIRED = 'oomwatch streams events over WebSocket here: wscat -c ws://HOST:PORT/ (a browser gets the live page)\n'
 
@@ -69,6 +79,12 @@ export function routes(sources: RouteSources): (req: IncomingMessage, res: Serve
       if (!status.ready) return reply(res, 503, 'starting: first scan not done\n')
       const note = status.readyNote
       return reply(res, 200, note === undefined ? 'ready\n' : `ready\n${note}\n`)
+    }
+    // The probes above are open to any Host: the kubelet sends the pod's IP, and they tell nothing but up or down.
+    const { host } = req.headers
+    if (sources.token === undefined && !hostAllowed(host, sources.allowedHosts)) {
+      sources.refusals?.note('host', { remote: req.socket.remoteAddress, host }, 'refused a request addressed to an unknown host name')
+      return reply(res, 421, `${misdirected(host)}\n`)
     }
     if (path === '/') return servePage(req, res, page?.get('/'))
     const asset = page?.get(path)

@@ -4,9 +4,11 @@ import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import type * as Ws from 'ws'
 import { Client, CLOSE_GRACE_MS } from './client.js'
+import { DEFAULT_LIMITS, guardConnections, serverTimeouts, type Overflow } from './connection-guard.js'
 import type { Greeting } from './greeting.js'
 import { requestUrl } from './request-url.js'
 import { routes, type FlamegraphFiles, type MetricsSource, type PageFile } from './routes.js'
+import { RefusalLog } from './refusal-log.js'
 import { StreamStats } from './stats.js'
 import { formatText } from './text-format.js'
 import { fixedToken, type TokenSource } from './token-source.js'
@@ -41,6 +43,17 @@ export interface StreamSettings {
   clientBufferBytes: number
   /** Browser origins allowed besides the agent's own (same host as the request). */
   allowedOrigins?: readonly string[] | undefined
+  /**
+   * Without a token: host names a request may be addressed to besides localhost and IP
+   * addresses; others get 421 (DNS rebinding). `/livez` and `/readyz` answer any host.
+   */
+  allowedHosts?: readonly string[] | undefined
+  /** Open connections at once, HTTP and WebSocket (see `guardConnections`); default 256. */
+  maxConnections?: number | undefined
+  /** A request must arrive within it (else 408); a connection idle twice that long is closed. Default 10 s. */
+  requestTimeoutMs?: number | undefined
+  /** Least time between two log lines of one kind of refusal; default 10 s. */
+  refusalLogWindowMs?: number | undefined
   /**
    * The live page's files by URL path. `/` is the HTML, served to browsers
    * (`Accept: text/html`) under a strict CSP; the others (script, style) on GET.
@@ -83,6 +96,8 @@ export class StreamServer {
   readonly #http: Server
   readonly #wss: Ws.WebSocketServer
   readonly #clients = new Set<Client>()
+  readonly #refusals: RefusalLog
+  readonly #unguard: () => void
   #timers: NodeJS.Timeout[] = []
   #closing: Promise<void> | undefined
 
@@ -93,7 +108,14 @@ export class StreamServer {
     this.#sources = sources
     this.#stats = sources.stats ?? new StreamStats()
     const { status, metrics, flamegraphs, logger } = sources
-    this.#http = createServer(routes({ status, metrics, flamegraphs, logger, token, page: settings.page }))
+    const { page, allowedHosts } = settings
+    const refusals = (this.#refusals = new RefusalLog(logger, settings.refusalLogWindowMs))
+    const limits = {
+      maxConnections: settings.maxConnections ?? DEFAULT_LIMITS.maxConnections,
+      requestTimeoutMs: settings.requestTimeoutMs ?? DEFAULT_LIMITS.requestTimeoutMs,
+    }
+    this.#http = createServer(serverTimeouts(limits), routes({ status, metrics, flamegraphs, logger, token, page, allowedHosts, refusals }))
+    this.#unguard = guardConnections(this.#http, limits, (what, remote) => this.#overflow(what, remote, limits.maxConnections))
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PAYLOAD, clientTracking: false, handleProtocols: chooseProtocol })
     this.#http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head))
   }
@@ -141,17 +163,29 @@ export class StreamServer {
   close(): Promise<void> {
     this.#closing ??= new Promise(resolve => {
       for (const timer of this.#timers) clearInterval(timer)
+      this.#unguard()
       for (const client of this.#clients) client.close(1001, 'oomwatch is stopping')
       // A client that does not answer the close frame would hold the stop for ws's 30 s.
       const laggards = setTimeout(() => this.#clients.forEach(client => client.terminate()), CLOSE_GRACE_MS)
       this.#wss.close()
       this.#http.close(() => {
         clearTimeout(laggards)
+        this.#refusals.close()
         resolve()
       })
       this.#http.closeAllConnections()
     })
     return this.#closing
+  }
+
+  /** A connection over the cap: counted, and logged at a bounded rate. */
+  #overflow(what: Overflow, remote: string | undefined, maxConnections: number): void {
+    this.#stats.refusedConnections++
+    const message =
+      what === 'evicted'
+        ? `${maxConnections} connections open: closed the oldest one still sending its request`
+        : `${maxConnections} connections open: closed a new one`
+    this.#refusals.note('capacity', { remote, what, maxConnections }, `${message} (see --max-connections / OOMWATCH_MAX_CONNECTIONS)`)
   }
 
   #broadcastMemory(memory: MemoryFrame): void {
@@ -163,7 +197,7 @@ export class StreamServer {
     const url = requestUrl(req)
     const wants = url ? admit(req, url, this.#rules, this.#clients.size) : refusal(400, 'Bad Request', 'the request target is not a URL')
     if (isRefusal(wants)) {
-      if (wants.warning) this.#sources.logger.warn(wants.warning.fields, wants.warning.message)
+      if (wants.warning) this.#refusals.note(wants.warning.kind, wants.warning.fields, wants.warning.message)
       return refuse(socket, wants)
     }
     this.#wss.handleUpgrade(req, socket, head, ws => {

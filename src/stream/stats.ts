@@ -7,4 +7,6 @@ export class StreamStats {
   clients = 0
   /** Frames not sent, since the start, to clients closed as too slow (they can replay them). */
   droppedEvents = 0
+  /** Connections closed, since the start, because the cap on open connections was reached. */
+  refusedConnections = 0
 }

@@ -3,6 +3,8 @@ import type { Duplex } from 'node:stream'
 import { protocolTokenMatches, tokenMatches } from './auth.js'
 import type { ClientWants } from './client.js'
 import type { TokenSource } from './token-source.js'
+import { hostAllowed, misdirected } from './host-check.js'
+import type { RefusalKind } from './refusal-log.js'
 
 /** The subprotocol the live page offers (beside `bearer.<token>`); chosen when offered. */
 export const PAGE_PROTOCOL = 'oomwatch'
@@ -13,40 +15,52 @@ export interface AdmissionRules {
   token?: TokenSource | undefined
   /** Browser origins allowed besides the agent's own (same host as the request). */
   allowedOrigins?: readonly string[] | undefined
+  /** Without a token: host names a request may be addressed to besides localhost and IP addresses. */
+  allowedHosts?: readonly string[] | undefined
   /** Clients at once; more are refused with 503. */
   maxClients: number
 }
 
-/** An upgrade refused: the HTTP answer, and what to log (a warning) when it is worth it. */
+/** An upgrade refused: the HTTP answer, and what to log (a warning, at a bounded rate per kind). */
 export interface Refusal {
   status: number
   statusText: string
   reason: string
-  warning?: { fields: Record<string, unknown>; message: string }
+  warning?: { kind: RefusalKind; fields: Record<string, unknown>; message: string }
 }
 
 /**
  * Judges an upgrade request for the stream: what the client wants, or why it is refused.
- * Checked in this order: path, token, origin, room, then the query.
+ * Checked in this order: path, host (without a token), token, origin, room, then the query.
  */
 export function admit(req: IncomingMessage, url: URL, rules: AdmissionRules, clients: number): ClientWants | Refusal {
   if (url.pathname !== '/') return refusal(404, 'Not Found', 'the stream is at /')
   const token = rules.token?.current()
-  const { authorization, 'sec-websocket-protocol': protocols } = req.headers
+  const { authorization, host, 'sec-websocket-protocol': protocols } = req.headers
+  const remote = req.socket.remoteAddress
+  if (token === undefined && !hostAllowed(host, rules.allowedHosts)) {
+    return {
+      ...refusal(421, 'Misdirected Request', misdirected(host)),
+      warning: { kind: 'host', fields: { remote, host }, message: 'refused a request addressed to an unknown host name' },
+    }
+  }
   if (token !== undefined && !tokenMatches(authorization, token) && !protocolTokenMatches(protocols, token)) {
     return {
       ...refusal(401, 'Unauthorized', 'send Authorization: Bearer <token> (from a browser: the subprotocol bearer.<token>)'),
-      warning: { fields: { remote: req.socket.remoteAddress }, message: 'refused a client without the bearer token' },
+      warning: { kind: 'unauthorized', fields: { remote }, message: 'refused a client without the bearer token' },
     }
   }
   if (!originAllowed(req, rules.allowedOrigins)) {
     return {
       ...refusal(403, 'Forbidden', 'this origin is not allowed: see --allowed-origins / OOMWATCH_ALLOWED_ORIGINS'),
-      warning: { fields: { origin: req.headers.origin }, message: 'refused a browser client from another origin' },
+      warning: { kind: 'origin', fields: { remote, origin: req.headers.origin }, message: 'refused a browser client from another origin' },
     }
   }
   if (clients >= rules.maxClients) {
-    return refusal(503, 'Service Unavailable', `${rules.maxClients} clients already: see --max-clients / OOMWATCH_MAX_CLIENTS`)
+    return {
+      ...refusal(503, 'Service Unavailable', `${rules.maxClients} clients already: see --max-clients / OOMWATCH_MAX_CLIENTS`),
+      warning: { kind: 'clients', fields: { remote }, message: `refused a client: ${rules.maxClients} clients already` },
+    }
   }
   const sinceText = url.searchParams.get('since')
   if (sinceText !== null && !/^\d{1,15}$/.test(sinceText)) {

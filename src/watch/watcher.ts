@@ -5,7 +5,7 @@ import { buildIncident } from '../capture/incident.js'
 import type { Config } from '../config.js'
 import { findRisks } from '../detect/rlimit-rules.js'
 import type { Triggered } from '../detect/trigger.js'
-import { ProcParseError, ProcReadError } from '../proc/errors.js'
+import { errnoOf, ProcParseError, ProcReadError } from '../proc/errors.js'
 import { BirthSignal } from '../proc/last-pid.js'
 import type { ProcReader } from '../proc/reader.js'
 import type { MemoryReading } from './memory-reading.js'
@@ -135,12 +135,39 @@ export class Watcher {
     this.#sensors.close()
   }
 
+  /**
+   * One tick, then the next one scheduled whatever happened: no error ends the loop. A tick
+   * that throws (descriptors run out under a connection flood, a bug) is logged once per
+   * kind of error and does not count as done, so /livez fails if every tick keeps failing.
+   */
   #tick(): void {
     if (this.#stopped) return
-    const { decisions, delayMs } = this.#step.tick(this.#now())
-    for (const decision of decisions) this.#carryOut(decision)
-    this.#lastTickEnd = this.#now()
+    let delayMs = this.#deps.config.intervalMs
+    try {
+      const result = this.#step.tick(this.#now())
+      delayMs = result.delayMs
+      // One decision that fails does not cost the others theirs.
+      for (const decision of result.decisions) this.#guarded(() => this.#carryOut(decision))
+      this.#lastTickEnd = this.#now()
+    } catch (error) {
+      this.#tickFailed(error)
+    }
     this.#timer = setTimeout(() => this.#tick(), delayMs)
+  }
+
+  #guarded(work: () => void): void {
+    try {
+      work()
+    } catch (error) {
+      this.#tickFailed(error)
+    }
+  }
+
+  #tickFailed(error: unknown): void {
+    const failure = error instanceof Error ? error : new Error(String(error))
+    // One report per kind (EMFILE from a read of /proc, say), not per path or pid.
+    const kind = `${failure.name}:${errnoOf(failure)}:${errnoOf(failure.cause)}`
+    this.#reportOnce(`tick:${kind}`, failure, 'a tick failed; the watch goes on at the next one')
   }
 
   #carryOut(decision: Decision): void {

@@ -77,6 +77,7 @@ t.test('every setting with a bad value: exit 2, and the message names it', async
   const bad: Record<string, string> = {
     allowUnauthenticated: 'maybe',
     allowedOrigins: 'nope',
+    allowedHosts: 'http://evil.example',
     journalDir: '/etc/hostname',
     journalMaxBytes: '1Ki',
     clientBufferBytes: '1Ki',

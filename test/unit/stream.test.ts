@@ -99,7 +99,7 @@ async function stalledClient(t: Test, port: number): Promise<Socket> {
   const socket = tcpConnect(port, '127.0.0.1')
   t.teardown(() => socket.destroy())
   socket.write(
-    'GET / HTTP/1.1\r\nHost: agent\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+    'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
       'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
   )
   const [head] = (await once(socket, 'data')) as [Buffer]
@@ -299,7 +299,8 @@ t.test('StreamServer', async t => {
     t.equal(status, 403)
     t.match(body, /origin is not allowed/)
     t.equal(await refusal(port, '/', { Origin: 'null' }), 403, 'an opaque origin')
-    t.equal(lines.filter(l => l.msg === 'refused a browser client from another origin').length, 2)
+    // Logged at a bounded rate: the first at once, the next one counted into a later line.
+    t.equal(lines.filter(l => l.msg === 'refused a browser client from another origin' && l.kind === 'origin').length, 1)
     const { port: bare } = await serve(t)
     t.equal(await refusal(bare, '/', { Origin: 'https://dash.example' }), 403, 'no allowedOrigins: only the same host')
   })
@@ -310,7 +311,7 @@ t.test('StreamServer', async t => {
     t.equal(await refusal(port, '/', { Authorization: 'Bearer wrong' }), 401, 'wrong token')
     t.equal(await refusal(port, '/', { Authorization: 's3cret' }), 401, 'not a bearer header')
     t.equal(await refusal(port, '/elsewhere', { Authorization: 'Bearer s3cret' }), 404, 'the path is checked first')
-    t.equal(lines.filter(l => l.msg === 'refused a client without the bearer token' && l.level === 'warn').length, 3)
+    t.equal(lines.filter(l => l.msg === 'refused a client without the bearer token' && l.level === 'warn').length, 1, 'at a bounded rate')
     const client = await connect(port, { headers: { Authorization: 'Bearer s3cret' } })
     t.teardown(() => client.close())
     t.equal((await client.waitFor(e => e.type === 'hello')).type, 'hello', 'the right token connects')

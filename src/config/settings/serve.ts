@@ -61,6 +61,39 @@ export const SERVE_SETTINGS = {
     default: 64,
     parse: integer(1, 10000),
   }),
+  maxConnections: withDefault({
+    flag: 'max-connections',
+    env: 'OOMWATCH_MAX_CONNECTIONS',
+    arg: '<count>',
+    describe:
+      'Open connections at once (HTTP and WebSocket), at most half the soft NOFILE limit (the rest is kept for the watch); ' +
+      'at the cap a new one closes the oldest that has not yet sent its request.',
+    default: 256,
+    parse: integer(1, 100000),
+  }),
+  requestTimeoutMs: withDefault({
+    flag: 'request-timeout',
+    env: 'OOMWATCH_REQUEST_TIMEOUT_MS',
+    arg: '<ms>',
+    describe: 'Time a connection has to send its request (else 408); a connection idle twice as long is closed.',
+    default: 10000,
+    parse: milliseconds(100),
+  }),
+  allowedHosts: optional({
+    flag: 'allowed-hosts',
+    env: 'OOMWATCH_ALLOWED_HOSTS',
+    arg: '<names>',
+    describe:
+      'Without a token: comma-separated host names (oomwatch.internal) requests may be addressed to besides localhost ' +
+      'and IP addresses; others get 421 (a guard against DNS rebinding).',
+    unset: 'localhost and IP addresses only',
+    parse: text => {
+      const names = text.split(',').map(name => name.trim().toLowerCase())
+      const bad = names.find(name => !/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(name))
+      if (bad === undefined) return { value: names }
+      return { reason: `expected host names without port or scheme (oomwatch.internal), separated by commas; "${bad}" is not one` }
+    },
+  }),
   clientBufferBytes: withDefault({
     flag: 'client-buffer',
     env: 'OOMWATCH_CLIENT_BUFFER_BYTES',
