@@ -77,6 +77,7 @@ t.test('the help-text order is the table order', async t => {
     'flamegraphSeconds',
     'flamegraphMax',
     'nofileRisk',
+    'redact',
     'heartbeatMs',
     'logLevel',
     'journalDir',
