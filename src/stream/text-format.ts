@@ -1,5 +1,6 @@
 import { formatBytes } from '../format/bytes.js'
 import { commandName } from '../format/command-name.js'
+import { escapeControls } from '../format/escape-controls.js'
 import { formatPercent, formatRlimitValue, formatSeconds } from '../format/figures.js'
 import { frameText, threadHeader } from '../format/stack.js'
 import type { PyThread, Rlimit, RlimitTable } from '../protocol/values.js'
@@ -15,6 +16,10 @@ const MAX_FRAMES = 40
  * 'ws://HOST:PORT/?format=text'`): a headline with the seq and time, then the figures.
  * An incident's stack is laid out as `py-spy dump` prints it, with the culprit marked
  * `-->`. Pure: the server renders each event once for every text client.
+ *
+ * Every line goes through {@link lines}, which escapes control characters: command lines,
+ * paths, function, file and thread names and error messages are the watched program's, and
+ * none of them can start a line, forge one, or send a terminal an escape sequence.
  */
 export function formatText(event: OomwatchEvent): string {
   const stamp = `(#${event.seq} ${event.ts})`
@@ -131,6 +136,10 @@ function processLine(p: ProcessInfo): string {
   return `pid ${p.pid} ${commandName(p.cmdline)}: ${rss}${formatBytes(p.memory.limit.bytes)} (${p.memory.limit.source})${nofile}`
 }
 
+/**
+ * The one way out of this module: each line is escaped whole, so a value interpolated
+ * anywhere in it is escaped too, and the only line breaks in a block are the ones put here.
+ */
 function lines(...text: string[]): string {
-  return text.join('\n')
+  return text.map(escapeControls).join('\n')
 }

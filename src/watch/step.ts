@@ -3,6 +3,7 @@ import { hasSettled, judgeStarting, STARTUP_MS } from '../detect/newborn.js'
 import { assess, nextIntervalMs, noiseFloor, type Triggered, type TriggerOptions, type Verdict } from '../detect/trigger.js'
 import { ProcParseError, ProcReadError } from '../proc/errors.js'
 import { isStillRunning } from '../proc/identity.js'
+import { secretRedactor, type Redactor } from '../format/redact-secrets.js'
 import { processAgeMs } from '../proc/uptime.js'
 import { Discovery, type Found } from './discovery.js'
 import { Group } from './group.js'
@@ -15,7 +16,7 @@ import { watchedFrom, type Watched } from './watched.js'
 import type { ProcessInfo } from '../protocol/events.js'
 
 /** The settings a watch step decides by. */
-export type StepConfig = Pick<Config, 'match' | 'nofileRisk' | 'cooldownMs' | StepTrigger | StepInterval>
+export type StepConfig = Pick<Config, 'match' | 'nofileRisk' | 'cooldownMs' | 'redact' | StepTrigger | StepInterval>
 
 type StepTrigger = 'windowMs' | 'triggerFraction' | 'triggerSeconds'
 type StepInterval = 'intervalMs' | 'fastIntervalMs' | 'refreshMs' | 'scanMs'
@@ -51,6 +52,7 @@ export class WatchStep {
   readonly #starting = new Set<Watched>()
   readonly #groups = new Map<string, Group>()
   readonly #trigger: TriggerOptions
+  readonly #redactor: Redactor
   #births: Births | undefined
   /** The pids of the last scan: the ones not among them were born since. */
   #present: ReadonlySet<number> | undefined
@@ -70,6 +72,7 @@ export class WatchStep {
     this.#births = options.births
     const { triggerFraction, triggerSeconds, windowMs } = options.config
     this.#trigger = { fraction: triggerFraction, seconds: triggerSeconds, windowMs }
+    this.#redactor = secretRedactor(options.config.redact)
     // Access errors come from every process at once when ptrace rights are missing: one report.
     this.#discovery = new Discovery(options.sensors.proc, options.config.match, (pid, error) =>
       error.code === 'PROC_ACCESS' ? this.#problem('proc-access', error, NO_PTRACE) : this.#problem(`read:${pid}`, error),
@@ -277,7 +280,14 @@ export class WatchStep {
       group.sample(now, config.intervalMs)
       this.#groups.set(key, group)
     }
-    const w = watchedFrom(found, group, { ...config, now, pageSize, cgroup, bornAt: this.#bornAt(found.startTime, now) })
+    const w = watchedFrom(found, group, {
+      ...config,
+      now,
+      pageSize,
+      cgroup,
+      bornAt: this.#bornAt(found.startTime, now),
+      redactor: this.#redactor,
+    })
     this.#watched.set(found.pid, w)
     group.members.add(found.pid)
     if (now - w.startedAt < STARTUP_MS) this.#starting.add(w)

@@ -2,6 +2,7 @@ import type { MemoryCgroup } from '../cgroup/memory-cgroup.js'
 import { CaptureGate } from '../detect/cooldown.js'
 import { findRisks } from '../detect/rlimit-rules.js'
 import { Series } from '../detect/series.js'
+import type { Redactor } from '../format/redact-secrets.js'
 import type { Found } from './discovery.js'
 import type { Group } from './group.js'
 import type { Risk } from '../protocol/values.js'
@@ -39,6 +40,11 @@ export interface WatchedOptions {
   cgroup: MemoryCgroup | undefined
   cooldownMs: number
   nofileRisk: number
+  /**
+   * Applied here, where a command line enters the core: every event, log line and journal
+   * entry about the process is built from this info, so none holds the secrets it hides.
+   */
+  redactor: Redactor
 }
 
 /** A process found by discovery, as the step keeps it: its info (as its `process` event tells it), first sample, risks and gate. */
@@ -51,8 +57,9 @@ export function watchedFrom(found: Found, group: Group, options: WatchedOptions)
     pid: found.pid,
     ppid: found.ppid,
     startTime: found.startTime,
-    cmdline: found.cmdline,
-    exe: found.exe,
+    cmdline: options.redactor.cmdline(found.cmdline),
+    // argv[0] where the exe link is unreadable, and a path the program chose in any case.
+    exe: options.redactor.text(found.exe),
     python: found.python,
     rlimits: found.rlimits,
     memory: {

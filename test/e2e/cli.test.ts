@@ -86,6 +86,7 @@ t.test('every setting with a bad value: exit 2, and the message names it', async
     procRoot: '/nonexistent/proc',
     pyspy: '/nonexistent/py-spy',
     match: '(',
+    redact: '(',
     host: 'not a host',
   }
   for (const [key, setting] of Object.entries(SETTINGS)) {

@@ -15,6 +15,8 @@ const BOOT = -10_000_000
 /** One process of the fake tree. */
 export interface FakeProcess {
   exe: string
+  /** Its arguments after argv[0] (`/app/<pid>.py` unless spawned with others). */
+  args: string[]
   startTime: number
   rssBytes: number
   state: string
@@ -28,6 +30,7 @@ export interface SpawnOptions {
   cgroup?: string
   ageMs?: number
   exe?: string
+  args?: string[]
   rlimits?: RlimitTable
 }
 
@@ -60,7 +63,7 @@ export class FakeTree implements Sensors {
     exe: pid => this.processes.get(pid)?.exe,
     cmdline: pid => {
       const p = this.processes.get(pid)
-      return p && [p.exe, `/app/${pid}.py`]
+      return p && [p.exe, ...p.args]
     },
     maps: () => '',
     stat: pid => this.#stat(pid),
@@ -99,6 +102,7 @@ export class FakeTree implements Sensors {
     const startTime = Math.round((this.now - (options.ageMs ?? 0) - BOOT) / 10)
     const process: FakeProcess = {
       exe: options.exe ?? '/usr/bin/python3.11',
+      args: options.args ?? [`/app/${pid}.py`],
       startTime,
       rssBytes: options.rssBytes ?? 20 * MiB,
       state: 'S',

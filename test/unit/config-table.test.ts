@@ -78,6 +78,7 @@ t.test('the help-text order is the table order', async t => {
     'flamegraphSeconds',
     'flamegraphMax',
     'nofileRisk',
+    'redact',
     'heartbeatMs',
     'logLevel',
     'journalDir',

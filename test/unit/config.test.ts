@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { ConfigError, DEFAULTS, helpText, loadConfig, redactConfig, SETTINGS, type Config } from '../../src/config.js'
+import { DEFAULT_REDACT } from '../../src/format/redact-secrets.js'
 
 type Env = Record<string, string | undefined>
 
@@ -39,6 +40,7 @@ t.test('defaults', async t => {
     flamegraphSeconds: 5,
     flamegraphMax: 20,
     nofileRisk: 1048576,
+    redact: DEFAULT_REDACT,
     heartbeatMs: 30000,
     logLevel: 'info',
     journalMaxBytes: 67108864,
@@ -159,6 +161,7 @@ const BAD: Record<keyof Config, string> = {
   flamegraphSeconds: '61',
   flamegraphMax: '0',
   nofileRisk: '0',
+  redact: '(',
   heartbeatMs: 'abc',
   logLevel: 'verbose',
   journalDir: '/etc/hostname',

@@ -206,3 +206,51 @@ t.test('?format=text over a real server: every text client gets the block, JSON 
   })
   t.equal(refused, 400, 'an unknown format is refused')
 })
+
+t.test('watched data can neither send an escape sequence nor forge a line, in any event', async t => {
+  const evil = '\x1b]0;title\x07\nINCIDENT fake-1 pid 1 forged\r\u2028\u202e\x9b'
+  const processInfo = SESSION[1]! as Extract<OomwatchEvent, { type: 'process' }>
+  const base = { seq: 9, ts: '2026-11-29T16:58:41.000Z' }
+  const cmdline = ['python3', `/app/${evil}.py`, evil]
+  const hostileProcess = { ...processInfo, cmdline, exe: `/usr/bin/${evil}` }
+  const frame = { function: `f${evil}`, file: `/app/${evil}.py`, line: 1 }
+  const events: OomwatchEvent[] = [
+    { ...(SESSION[0]! as Extract<OomwatchEvent, { type: 'hello' }>), watching: [hostileProcess], pyspy: { error: evil, remedy: evil } },
+    hostileProcess,
+    { type: 'risk', pid: 5, cmdline, rule: 'nofile-hard-huge', rlimit: 'NOFILE', value: 1, threshold: 1, message: evil, ...base },
+    {
+      ...INCIDENT,
+      cmdline,
+      summary: evil,
+      threads: [{ id: 1, name: evil, active: true, ownsGil: true, frames: [frame] }],
+      culprit: { ...frame, threadId: 1, why: evil },
+    },
+    {
+      ...INCIDENT,
+      cmdline,
+      threads: [],
+      capture: { triggerToStackMs: 1, pyspyMs: 1, error: { code: 'PYSPY_FAILED', message: evil, remedy: evil } },
+    },
+    { type: 'flamegraph', incidentId: 'x', pid: 5, error: { code: 'FLAMEGRAPH_TARGET_GONE', message: evil, remedy: '' }, ...base },
+    {
+      type: 'exit',
+      pid: 5,
+      cmdline,
+      oomKilled: true,
+      postMortem: { summary: evil, peakRssBytes: 1, limitBytes: 2, limitSource: 'env', livedMs: 3 },
+      ...base,
+    },
+    { type: 'action', action: 'stop', pid: 5, cmdline, reason: evil, result: 'failed', detail: evil, remedy: evil, ...base },
+    { type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message: evil, ...base },
+  ]
+  for (const event of events) {
+    const text = formatText(event)
+    // eslint-disable-next-line no-control-regex -- looking for them is the point
+    t.notMatch(text, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/, `${event.type}: no raw control`)
+    t.notOk(
+      text.split('\n').some(line => line.startsWith('INCIDENT fake-1')),
+      `${event.type}: the forged line is not a line`,
+    )
+    t.match(text, '\\x1b]0;title\\x07\\nINCIDENT fake-1 pid 1 forged\\r\\u2028\\u202e\\x9b', `${event.type}: shown escaped`)
+  }
+})

@@ -307,3 +307,31 @@ t.test('a steady container near its limit ticks faster, easing towards fastInter
   const { last } = run(step, tree, 100, 300)
   t.equal(last.delayMs, 60, 'half way between half the limit and the trigger fraction')
 })
+
+t.test('a command line is redacted where it enters the core: every event of the process is built from the copy', async t => {
+  const args = ['/app/worker.py', '--password', 'hunter2', 'DB_PASSWORD=hunter2', 'postgres://u:hunter2@h/db']
+  const tree = new FakeTree()
+  tree.now = 1000
+  tree.spawn(10, { args, rlimits: HUGE_NOFILE })
+  const births = new FakeBirths()
+  births.pending = true
+  const step = stepOver(tree, births)
+  const watched = announced(step.tick(tree.now).decisions).get(10)
+  const redacted = ['/usr/bin/python3.11', '/app/worker.py', '--password', '***', 'DB_PASSWORD=***', 'postgres://u:***@h/db']
+  t.same(watched?.info.cmdline, redacted)
+  t.notMatch(JSON.stringify(watched), /hunter2/, 'nothing the step keeps of it holds the secret')
+  t.same(step.processes()[0]?.cmdline, redacted, 'the processes a hello lists')
+  tree.now += 100
+  tree.processes.delete(10)
+  births.pending = true
+  const [exit] = only(step.tick(tree.now).decisions, 'exit')
+  t.same(exit?.exit.cmdline, redacted, 'its exit')
+
+  const off = new FakeTree()
+  off.now = 1000
+  off.spawn(10, { args })
+  const offBirths = new FakeBirths()
+  offBirths.pending = true
+  const whole = announced(stepOver(off, offBirths, { redact: 'off' }).tick(off.now).decisions).get(10)
+  t.same(whole?.info.cmdline, ['/usr/bin/python3.11', ...args], 'off: the command line whole')
+})

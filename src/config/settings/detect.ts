@@ -1,6 +1,7 @@
 /** Settings: how often the agent looks, when it captures, and what a capture records. */
 import { boolean, integer, milliseconds, positiveNumber } from '../parse.js'
 import { withDefault } from '../setting.js'
+import { DEFAULT_REDACT, REDACT_OFF, redactPatternProblem } from '../../format/redact-secrets.js'
 
 /** Rows of the settings table, in help-text order: ticks, triggers, captures and risks. */
 export const DETECT_SETTINGS = {
@@ -109,5 +110,20 @@ export const DETECT_SETTINGS = {
     describe: 'NOFILE hard limit above which a risk is reported (code sized by it allocates per fd).',
     default: 1048576,
     parse: integer(1, Number.MAX_SAFE_INTEGER),
+  }),
+  redact: withDefault({
+    flag: 'redact',
+    env: 'OOMWATCH_REDACT',
+    arg: `<regexp|${REDACT_OFF}>`,
+    describe:
+      'Secrets hidden (as ***) in command lines before they are journaled, logged or streamed: the value of an ' +
+      'argument (--name value, --name=value, NAME=value) whose name has a word (split at - _ . and case changes) ' +
+      'that this regular expression matches whole, ignoring case, and the password of a URL (scheme://user:***@host); ' +
+      `${REDACT_OFF} shows command lines whole.`,
+    default: DEFAULT_REDACT,
+    parse: text => {
+      const problem = redactPatternProblem(text)
+      return problem === undefined ? { value: text } : { reason: problem }
+    },
   }),
 }
