@@ -4,7 +4,7 @@ import { assess, nextIntervalMs, noiseFloor, type Triggered, type TriggerOptions
 import { ProcParseError, ProcReadError } from '../proc/errors.js'
 import { isStillRunning } from '../proc/identity.js'
 import { secretRedactor, type Redactor } from '../format/redact-secrets.js'
-import { processAgeMs } from '../proc/uptime.js'
+import { BirthClock } from './birth-clock.js'
 import { Discovery, type Found } from './discovery.js'
 import { Group } from './group.js'
 import { fastestGrowing, isRising, mostUrgent } from './judge.js'
@@ -53,11 +53,10 @@ export class WatchStep {
   readonly #groups = new Map<string, Group>()
   readonly #trigger: TriggerOptions
   readonly #redactor: Redactor
+  readonly #clock: BirthClock
   #births: Births | undefined
   /** The pids of the last scan: the ones not among them were born since. */
   #present: ReadonlySet<number> | undefined
-  /** Uptime read this tick (seconds), for the age of each process found in it. */
-  #uptime: { at: number; seconds: number | undefined } | undefined
   #lastScan = -Infinity
   #lastRecheck = -Infinity
   #lastLateRecheck = -Infinity
@@ -73,6 +72,10 @@ export class WatchStep {
     const { triggerFraction, triggerSeconds, windowMs } = options.config
     this.#trigger = { fraction: triggerFraction, seconds: triggerSeconds, windowMs }
     this.#redactor = secretRedactor(options.config.redact)
+    this.#clock = new BirthClock(
+      () => this.#sensors.proc.uptimeSeconds(),
+      error => this.#problem('uptime', error, "processes' ages are counted from their first sighting"),
+    )
     // Access errors come from every process at once when ptrace rights are missing: one report.
     this.#discovery = new Discovery(options.sensors.proc, options.config.match, (pid, error) =>
       error.code === 'PROC_ACCESS' ? this.#problem('proc-access', error, NO_PTRACE) : this.#problem(`read:${pid}`, error),
@@ -285,29 +288,13 @@ export class WatchStep {
       now,
       pageSize,
       cgroup,
-      bornAt: this.#bornAt(found.startTime, now),
+      bornAt: this.#clock.bornAt(found.startTime, now),
       redactor: this.#redactor,
     })
     this.#watched.set(found.pid, w)
     group.members.add(found.pid)
     if (now - w.startedAt < STARTUP_MS) this.#starting.add(w)
     this.#out.push({ kind: 'watch', watched: w })
-  }
-
-  /** When a process that started `startTime` clock ticks after boot was born, on the monotonic clock; never after `now`. */
-  #bornAt(startTime: number, now: number): number {
-    if (this.#uptime?.at !== now) {
-      let seconds: number | undefined
-      try {
-        seconds = this.#sensors.proc.uptimeSeconds()
-      } catch (error) {
-        /* c8 ignore next */ if (!(error instanceof ProcReadError)) throw error
-        this.#problem('uptime', error, "processes' ages are counted from their first sighting")
-      }
-      this.#uptime = { at: now, seconds }
-    }
-    const { seconds } = this.#uptime
-    return seconds === undefined ? now : now - processAgeMs(startTime, seconds)
   }
 
   /** Reads a member's RSS into its series; false when it could not (it exited, or its stat is unreadable). */
