@@ -243,7 +243,8 @@ export function shippedNodeFlags(cli = join(ROOT, 'dist/cli.js')) {
  * Starts the agent as a sidecar would run it: `node <its shebang's flags> dist/cli.js
  * --port 0`, defaults otherwise (no OOMWATCH_* from our environment), `nodeArgs` added;
  * `shippedFlags: false` runs it with `nodeArgs` alone; `node`: another Node binary than
- * this one. Resolves once it listens, with its port.
+ * this one; `log`: a writable stream its log (stdout) goes to once it listens, else drained.
+ * Resolves once it listens, with its port.
  */
 export async function startAgentProcess({
   nodeArgs = [],
@@ -253,6 +254,7 @@ export async function startAgentProcess({
   cli = join(ROOT, 'dist/cli.js'),
   stderr = 'inherit',
   node = process.execPath,
+  log,
 } = {}) {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('OOMWATCH_')))
   const flags = [...(shippedFlags ? shippedNodeFlags(cli) : []), ...nodeArgs]
@@ -273,7 +275,8 @@ export async function startAgentProcess({
             // From now on its log is drained, not parsed: parsing a large incident's log line
             // here would delay this process's WebSocket client, and be counted as the agent's.
             child.stdout.off('data', untilListening)
-            child.stdout.resume()
+            if (log) child.stdout.pipe(log)
+            else child.stdout.resume()
             resolve(entry.port)
             return
           }
@@ -298,12 +301,15 @@ export async function startAgentProcess({
   }
 }
 
-/** Spawns `count` idle Python processes (the seed's daemon, no leak) inside `cgroup`; resolves once each printed `ready`. */
-export async function spawnIdlePythons(count, cgroup) {
+/**
+ * Spawns `count` idle Python processes (the seed's daemon, no leak; `daemon`: a copy of it) inside
+ * `cgroup`; resolves once each printed `ready`.
+ */
+export async function spawnIdlePythons(count, cgroup, daemon = DAEMON) {
   const children = []
   const ready = []
   for (let i = 0; i < count; i++) {
-    const [bin, ...args] = cgroup.wrap([PYTHON, DAEMON, '--entries', '0', '--delay', '0'])
+    const [bin, ...args] = cgroup.wrap([PYTHON, daemon, '--entries', '0', '--delay', '0'])
     const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'ignore'] })
     children.push(child)
     ready.push(
