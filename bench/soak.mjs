@@ -12,8 +12,8 @@
 // - 20 leaks (`leaky_daemon.py --entries 10000000 --rate 40000000 --delay 2`, ~40 MB/s), each
 //   in its own 256 MiB memory cgroup, in 5 waves of 4 spread over the run (the last one 45 s
 //   before its end), one leak a second within a wave;
-// - hostile clients the whole time: floods (a burst of 300 connections every 15 s, each held
-//   12 s: half-sent request heads trickling a header a second, silent connections, requests
+// - hostile clients the whole time: floods (a burst of 400 connections every 15 s, each held
+//   12 s, past the 256-connection cap with the healthy clients: half-sent request heads trickling a header a second, silent connections, requests
 //   with a foreign Host, /livez probes, WebSocket upgrades that never read), clients that
 //   replay `?since=0` and disconnect in the middle (terminate, close, or stop reading, then
 //   terminate), clients that send garbage (text and binary junk, an oversized frame, bytes
@@ -70,7 +70,7 @@ const LEAK_ARGS = ['--entries', '10000000', '--rate', '40000000', '--delay', '2'
 /** The first wave starts this long after the hostile clients; the last this long before the end. */
 const FIRST_WAVE_MS = 5000
 const LAST_WAVE_BEFORE_END_MS = 45_000
-const FLOOD = { every: 15_000, hold: 12_000, connections: 300, wsIdle: 8 }
+const FLOOD = { every: 15_000, hold: 12_000, connections: 400, wsIdle: 8 }
 const REPLAY_EVERY_MS = 2000
 const GARBAGE_EVERY_MS = 3000
 const HOSTILE_AT_ONCE = 3
@@ -202,10 +202,10 @@ const bump = (map, key) => (map[key] = (map[key] ?? 0) + 1)
 const hostileSockets = new Set()
 
 const FLOOD_KINDS = [
-  ['partial', 0.4],
+  ['partial', 0.6],
   ['silent', 0.2],
-  ['foreign-host', 0.15],
-  ['livez', 0.25],
+  ['foreign-host', 0.1],
+  ['livez', 0.1],
 ]
 
 /** One connection of a flood: what it sends, and what came back (a status, a close without answer, or still open). */
