@@ -114,6 +114,3 @@ export function tryParseQuantity(text: string): number | QuantityError {
 function tooLarge(text: string): QuantityError {
   return new QuantityError(text, `too large (more than ${Number.MAX_SAFE_INTEGER} bytes)`)
 }
-
-// Formatting moved to src/format/ (the live page shares it); re-exported for the importers of old.
-export { formatBytes } from './format/bytes.js'

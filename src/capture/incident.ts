@@ -1,5 +1,5 @@
 import type { Triggered } from '../detect/trigger.js'
-import { formatBytes } from '../quantity.js'
+import { formatBytes } from '../format/bytes.js'
 import type { StackCapture } from './capture.js'
 import type { MemoryLimit, Risk, RlimitTable } from '../protocol/values.js'
 import type { IncidentPayload, IncidentProcess } from '../protocol/events.js'

@@ -1,4 +1,4 @@
-import { formatBytes } from '../quantity.js'
+import { formatBytes } from '../format/bytes.js'
 import type { Watched } from './watched.js'
 import type { ExitPayload, IncidentPayload, PostMortem } from '../protocol/events.js'
 

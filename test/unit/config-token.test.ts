@@ -1,31 +1,14 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
-import { ConfigError, loadConfig, startWarnings, type Config } from '../../src/config.js'
+import { startWarnings } from '../../src/config.js'
 import { readTokenFile, tokenProblem } from '../../src/config/token.js'
+import { config, problemsOf } from '../helpers/config.js'
 
 // The token's rules as the real configuration reader applies them: one source, a token file
 // that gives a token, no placeholder, and a long enough token beyond loopback.
 
-type Env = Record<string, string | undefined>
-
 const GOOD = 'Zx3kq9P-7mWd_2LrT8vB4nYc'
-
-function config(argv: string[], env: Env = {}): Config {
-  const result = loadConfig(argv, env)
-  if ('help' in result || 'version' in result) throw new Error('expected a configuration')
-  return result
-}
-
-function problemsOf(argv: string[], env: Env = {}): string[] {
-  try {
-    loadConfig(argv, env)
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems
-    throw err
-  }
-  throw new Error(`expected a ConfigError for ${JSON.stringify({ argv, env })}`)
-}
 
 t.test('--token-file / OOMWATCH_TOKEN_FILE: a file that holds the token', async t => {
   const dir = t.testdir({ token: `${GOOD}\n`, crlf: `${GOOD}\r\n`, bare: GOOD })

@@ -3,24 +3,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { ConfigError, DEFAULTS, helpText, loadConfig, redactConfig, SETTINGS, type Config } from '../../src/config.js'
 import { DEFAULT_REDACT } from '../../src/format/redact-secrets.js'
-
-type Env = Record<string, string | undefined>
-
-function config(argv: string[], env: Env = {}): Config {
-  const result = loadConfig(argv, env)
-  if ('help' in result || 'version' in result) throw new Error('expected a configuration')
-  return result
-}
-
-function problemsOf(argv: string[], env: Env = {}): string[] {
-  try {
-    loadConfig(argv, env)
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems
-    throw err
-  }
-  throw new Error(`expected a ConfigError for ${JSON.stringify({ argv, env })}`)
-}
+import { config, problemsOf, type Env } from '../helpers/config.js'
 
 t.test('defaults', async t => {
   const expected = {

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { formatBytes, parseQuantity, QuantityError, tryParseQuantity } from '../../src/quantity.js'
+import { formatBytes } from '../../src/format/bytes.js'
+import { parseQuantity, QuantityError, tryParseQuantity } from '../../src/quantity.js'
 
 const GOOD: [string, number][] = [
   ['268435456', 268435456],
