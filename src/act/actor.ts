@@ -1,9 +1,12 @@
 import { readFileSync } from 'node:fs'
 import { clampTarget, protectedReason, type RunawayAction } from './policy.js'
 import { setNofile } from './prlimit.js'
-import { signalSame, stopProcess } from './signals.js'
+import { freezeProcess, signalSame, stopProcess } from './signals.js'
 import { parseUptime, processAgeMs } from '../proc/uptime.js'
 import type { ActionPayload, ProcessInfo } from '../protocol/events.js'
+
+/** How long a freeze waits to see the process stopped before it reports that it is not (yet). */
+const FREEZE_CONFIRM_MS = 1000
 
 /** The actions the user enabled; every one is off by default. */
 export interface ActorOptions {
@@ -95,20 +98,28 @@ export class Actor {
         detail: outcome === 'gone' ? 'it was gone before the signal' : `ended by ${outcome === 'killed' ? 'SIGKILL' : 'SIGTERM'}`,
       })
     }
-    if (!signalSame(this.#options.procRoot, info.pid, info.startTime, 'SIGSTOP'))
-      return this.#options.emit({ ...base, reason, result: 'failed', detail: 'it was gone before the signal' })
+    const freeze = await freezeProcess(this.#options.procRoot, info.pid, info.startTime, FREEZE_CONFIRM_MS)
+    if (freeze.outcome === 'gone') return this.#options.emit({ ...base, reason, result: 'failed', detail: 'it was gone before the signal' })
+    // Pending or stopped, the fallback timer runs: a stop that lands later must not last forever.
     const timer = setTimeout(
       () => void this.#unfreeze(info.pid, `frozen for ${this.#options.freezeMaxMs} ms (--freeze-max)`),
       this.#options.freezeMaxMs,
     )
     timer.unref()
     this.#frozen.set(info.pid, { info, timer })
-    this.#options.emit({
-      ...base,
-      reason,
-      result: 'done',
-      detail: `SIGSTOP: attach with py-spy dump --pid ${info.pid} or gdb; released or stopped after ${this.#options.freezeMaxMs} ms`,
-    })
+    const then = `released or stopped after ${this.#options.freezeMaxMs} ms`
+    this.#options.emit(
+      freeze.outcome === 'stopped'
+        ? { ...base, reason, result: 'done', detail: `SIGSTOP: attach with py-spy dump --pid ${info.pid} or gdb; ${then}` }
+        : {
+            ...base,
+            reason,
+            result: 'failed',
+            detail:
+              `SIGSTOP sent, but ${FREEZE_CONFIRM_MS} ms later it was still in state ${freeze.state} ` +
+              `(D: inside the kernel, often reclaiming memory; it stops when it leaves); ${then}`,
+          },
+    )
   }
 
   /** Releases every frozen process: an agent that stops must not leave them stopped. Idempotent. */

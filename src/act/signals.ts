@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { escalateKill, type KillOutcome } from '../exec/escalate.js'
-import { isRunning } from '../proc/identity.js'
+import { isRunning, isStillRunning } from '../proc/identity.js'
+import { parseStat } from '../proc/stat.js'
 import { watchGone } from '../proc/watch-gone.js'
 
 /**
@@ -33,5 +36,43 @@ export async function stopProcess(procRoot: string, pid: number, startTime: numb
     return await escalateKill({ kill, gone: watch.gone }, graceMs)
   } finally {
     watch.stop()
+  }
+}
+
+/** How a freeze went: `stopped` (state T), `pending` (signalled, not stopped yet: `state` says where it is), or `gone`. */
+export type FreezeOutcome = { outcome: 'stopped'; afterMs: number } | { outcome: 'pending'; state: string } | { outcome: 'gone' }
+
+/**
+ * SIGSTOP, then waits up to `confirmMs` for the process to be stopped. The signal takes
+ * effect only when the process next leaves the kernel: a runaway inside memory reclaim
+ * (state D) may take a while, and "frozen" is only reported once it is true.
+ */
+export async function freezeProcess(procRoot: string, pid: number, startTime: number, confirmMs: number): Promise<FreezeOutcome> {
+  if (!signalSame(procRoot, pid, startTime, 'SIGSTOP')) return { outcome: 'gone' }
+  const started = performance.now()
+  let state = stateOf(procRoot, pid, startTime)
+  // 1 ms first (the usual case: stopped at once), doubling to 50 ms: a cheap wait either way.
+  for (let pause = 1; state !== undefined && !isStopped(state); pause = Math.min(pause * 2, 50)) {
+    const left = confirmMs - (performance.now() - started)
+    if (left <= 0) return { outcome: 'pending', state }
+    await sleep(Math.min(pause, left))
+    state = stateOf(procRoot, pid, startTime)
+  }
+  if (state === undefined) return { outcome: 'gone' }
+  return { outcome: 'stopped', afterMs: Math.round(performance.now() - started) }
+}
+
+/** T is stopped by a signal; t is stopped while traced (py-spy or gdb attached at that moment). */
+function isStopped(state: string): boolean {
+  return state === 'T' || state === 't'
+}
+
+/** The process's state letter, or undefined when it is gone, a zombie, or another process on the pid. */
+function stateOf(procRoot: string, pid: number, startTime: number): string | undefined {
+  try {
+    const stat = parseStat(readFileSync(`${procRoot}/${pid}/stat`, 'utf8'))
+    return isStillRunning(stat, startTime) ? stat.state : undefined
+  } catch {
+    return undefined
   }
 }

@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
-import { signalSame, stopProcess } from '../../src/act/signals.js'
+import { freezeProcess, signalSame, stopProcess } from '../../src/act/signals.js'
 import { isRunning } from '../../src/proc/identity.js'
 import { parseStat } from '../../src/proc/stat.js'
 
@@ -60,4 +61,33 @@ t.test('stopProcess: gone before any signal, or a reused pid', async t => {
   const { pid, startTime } = await start(t, 'echo up; exec sleep 1000')
   t.equal(await stopProcess('/proc', pid, startTime + 1, 300), 'gone', 'another start time: left alone')
   t.ok(isRunning('/proc', pid, startTime), 'it still runs')
+})
+
+t.test('freezeProcess: reports stopped only once the process is in state T', async t => {
+  const { pid, startTime } = await start(t, 'echo up; exec sleep 1000')
+  const freeze = await freezeProcess('/proc', pid, startTime, 5_000)
+  t.match(freeze, { outcome: 'stopped' })
+  t.equal(state(pid), 'T', 'and it is')
+  process.kill(pid, 'SIGCONT')
+})
+
+t.test('freezeProcess: still not stopped after the wait is pending, with the state it is in', async t => {
+  // A runaway inside memory reclaim (state D) stops only when it leaves the kernel; a stat that
+  // keeps saying D stands in for it, in a procfs copy whose only file is that stat.
+  const { pid, startTime } = await start(t, 'echo up; exec sleep 1000')
+  const procRoot = t.testdir()
+  const real = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const close = real.lastIndexOf(')')
+  mkdirSync(join(procRoot, String(pid)))
+  writeFileSync(join(procRoot, String(pid), 'stat'), `${real.slice(0, close + 2)}D${real.slice(close + 3)}`)
+  const started = performance.now()
+  t.same(await freezeProcess(procRoot, pid, startTime, 200), { outcome: 'pending', state: 'D' })
+  t.ok(performance.now() - started >= 190, 'after the whole wait')
+  process.kill(pid, 'SIGCONT')
+})
+
+t.test('freezeProcess: gone, or another process on the pid, is left alone', async t => {
+  const { pid, startTime } = await start(t, 'echo up; exec sleep 1000')
+  t.same(await freezeProcess('/proc', pid, startTime + 1, 200), { outcome: 'gone' })
+  t.equal(state(pid), 'S', 'not signalled')
 })
