@@ -46,8 +46,6 @@ interface Parts {
   recorder: FlamegraphRecorder | undefined
   /** The actions the user enabled; stopped after the watcher, which calls its hooks. */
   actor: Actor | undefined
-  /** Publishes memory frames for the live page. */
-  memoryTimer: NodeJS.Timeout
   /** What the server and the metrics read; `/livez` answers 503 once stop() begins. */
   status: Status
 }
@@ -122,6 +120,8 @@ export class Agent {
       logger,
       ...(actor && { actor }),
       ...(recorder && { afterIncident: (incident, { info }) => recorder.afterIncident(incident, info.startTime) }),
+      // Memory frames take no seq: a client replaying by seq sees no gap for them.
+      memorySamples: { everyMs: SAMPLE_MS, take: readings => hub.publish(memoryFrame(readings, Date.now())) },
     })
 
     // The sinks: each reads the events, or a narrow status, and nothing else.
@@ -162,10 +162,8 @@ export class Agent {
     hub.subscribeAll(history.sink)
     hub.subscribeAll(server.sink)
     hub.subscribe(metrics.sink)
-    // Memory frames take no seq: a client replaying by seq sees no gap for them.
-    const memoryTimer = setInterval(() => hub.publish(memoryFrame(watcher.memory(), Date.now())), SAMPLE_MS).unref()
 
-    const parts = { config, pyspy, port, hub, journal, watcher, server, self, logger, flamegraphs, recorder, actor, memoryTimer, status }
+    const parts = { config, pyspy, port, hub, journal, watcher, server, self, logger, flamegraphs, recorder, actor, status }
     logger.info(
       { port, host: config.host, pyspy, version: VERSION, lastSeq: journal.lastSeq, rssBytes: self.current.rssBytes, connections: cap },
       `oomwatch ${VERSION} listening on ws://${config.host}:${port}/`,
@@ -177,9 +175,8 @@ export class Agent {
   /** Stops watching (killing any py-spy), closes clients with 1001, flushes the journal and log. Idempotent. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
-      const { watcher, actor, server, self, journal, logger, flamegraphs, recorder, memoryTimer, status } = this.#parts
+      const { watcher, actor, server, self, journal, logger, flamegraphs, recorder, status } = this.#parts
       status.stopping = true
-      clearInterval(memoryTimer)
       // The watcher waits for its after-incident steps: a recording under way is killed meanwhile, not waited out.
       await Promise.all([watcher.stop(), recorder?.stop()])
       await actor?.stop()

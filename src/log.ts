@@ -22,6 +22,7 @@ const LEVEL: Record<OomwatchEvent['type'], 'info' | 'warn' | 'error'> = {
   risk: 'warn',
   incident: 'error',
   exit: 'info',
+  'oom-kill': 'error',
   action: 'warn',
   flamegraph: 'info',
 }
@@ -48,6 +49,8 @@ function describe(event: OomwatchEvent): string {
       return `watching pid ${event.pid} (${event.cmdline.join(' ')}), memory limit ${event.memory.limit.bytes} bytes from ${event.memory.limit.source}`
     case 'exit':
       return event.postMortem?.summary ?? (event.oomKilled ? `pid ${event.pid} was OOM-killed by the kernel` : `pid ${event.pid} exited`)
+    case 'oom-kill':
+      return event.summary
     case 'hello':
       return 'hello'
     case 'error':

@@ -94,6 +94,16 @@ const exit = shape({
   'postMortem?': shape({ summary: str, peakRssBytes: num, limitBytes: num, livedMs: num }),
 })
 
+const oomKill = shape({
+  kills: int,
+  cgroup: shape({ version: int, dir: str }),
+  limit: shape({ bytes: num, source: str }),
+  'peakUsageSeenBytes?': num,
+  survivors: arrayOf(int),
+  'lastExit?': shape({ pid: int, cmdline, agoMs: num }),
+  summary: str,
+})
+
 const action = shape({
   action: str,
   pid: int,
@@ -116,6 +126,7 @@ const BY_TYPE = new Map<string, Check>([
   ['risk', value => risk(value) && shape({ pid: int, cmdline })(value)],
   ['incident', incident],
   ['exit', exit],
+  ['oom-kill', oomKill],
   ['action', action],
   ['flamegraph', flamegraph],
 ])

@@ -38,7 +38,7 @@ export class Metrics {
   readonly #risks: Counter<'rule'>
   readonly #captureSeconds: Histogram
   readonly #pyspyFailures: Counter<'code' | 'run'>
-  readonly #oomKills: Counter
+  readonly #oomKills: Counter<'watched'>
   readonly #actions: Counter
 
   constructor(sources: MetricsSources) {
@@ -111,7 +111,12 @@ export class Metrics {
       labelNames: ['code', 'run'],
       registers,
     })
-    this.#oomKills = new Counter({ name: 'oomwatch_oom_kills_total', help: 'Watched processes the kernel OOM-killed.', registers })
+    this.#oomKills = new Counter({
+      name: 'oomwatch_oom_kills_total',
+      help: 'OOM kills in watched containers: of a watched process (watched="true"), or of one oomwatch did not watch (watched="false", an oom-kill event).',
+      labelNames: ['watched'],
+      registers,
+    })
     this.#actions = new Counter({
       name: 'oomwatch_actions_total',
       help: 'Actions taken (when enabled), by action and result.',
@@ -156,7 +161,10 @@ export class Metrics {
         }
         break
       case 'exit':
-        if (event.oomKilled) this.#oomKills.inc()
+        if (event.oomKilled) this.#oomKills.inc({ watched: 'true' })
+        break
+      case 'oom-kill':
+        this.#oomKills.inc({ watched: 'false' }, event.kills)
         break
       case 'action':
         this.#actions.inc({ action: event.action, result: event.result })

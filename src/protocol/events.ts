@@ -155,6 +155,28 @@ export interface ExitPayload {
   postMortem?: PostMortem
 }
 
+/**
+ * The kernel's OOM killer took a process oomwatch was not watching, in a container where it
+ * watches (or watched until moments ago) a Python process: one that is not Python, or one
+ * born and killed between two looks. No OOM kill in a watched container goes untold.
+ */
+export interface OomKillPayload {
+  type: 'oom-kill'
+  /** How many kills the container's oom_kill count rose by that no watched process's exit explains. */
+  kills: number
+  /** The container's memory cgroup, as this agent reaches it. */
+  cgroup: { version: 1 | 2; dir: string }
+  limit: MemoryLimit
+  /** The container's highest usage oomwatch saw in the last 10 s, bytes: a spike between two looks is not in it. */
+  peakUsageSeenBytes?: number
+  /** The watched processes of the container still alive. */
+  survivors: number[]
+  /** The last watched process of the container to exit, when one did within the last minute: a daemon's launcher, say. */
+  lastExit?: { pid: number; cmdline: string[]; agoMs: number }
+  /** The story in one line. */
+  summary: string
+}
+
 /** What an OOM kill's `exit` carries: the last incident's culprit, the peak, the limit, the likely cause. */
 export interface PostMortem {
   summary: string
@@ -214,7 +236,15 @@ export interface MemoryPayload {
 export type MemoryFrame = MemoryPayload & { seq: number; ts: string }
 
 export type EventPayload =
-  HelloPayload | ClientErrorPayload | ProcessPayload | RiskPayload | IncidentPayload | ExitPayload | ActionPayload | FlamegraphPayload
+  | HelloPayload
+  | ClientErrorPayload
+  | ProcessPayload
+  | RiskPayload
+  | IncidentPayload
+  | ExitPayload
+  | OomKillPayload
+  | ActionPayload
+  | FlamegraphPayload
 
 /** Events for one client only; they carry the current seq without taking one. */
 export type PerClient = HelloPayload | ClientErrorPayload

@@ -1,4 +1,5 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http'
+import type * as Http from 'node:http'
+import type { IncomingMessage, Server } from 'node:http'
 import { createRequire } from 'node:module'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
@@ -21,7 +22,11 @@ export { PAGE_PROTOCOL } from './upgrade.js'
 
 // ws through require rather than import (its ESM entry, wrapper.mjs, wraps the same CommonJS
 // code): measured 4-6 MiB less resident memory for the agent (bench/cost.mjs).
-const { WebSocketServer } = createRequire(import.meta.url)('ws') as typeof Ws
+const require = createRequire(import.meta.url)
+const { WebSocketServer } = require('ws') as typeof Ws
+// node:http the same way: on Node 24 an ESM import of it evaluates every export, its lazy
+// `WebSocket` getter included, which loads undici (measured +8 MiB resident for nothing used).
+const { createServer } = require('node:http') as typeof Http
 
 /** How the stream server listens and whom it lets in: plain settings. */
 export interface StreamSettings {
@@ -126,10 +131,6 @@ export class StreamServer {
       this.#http.once('error', reject)
       this.#http.listen(this.#settings.port, this.#settings.host, () => {
         this.#http.off('error', reject)
-        this.#timers = [
-          setInterval(() => this.#clients.forEach(client => client.heartbeat()), this.#settings.heartbeatMs).unref(),
-          setInterval(() => this.#clients.forEach(client => client.checkBacklog()), BACKLOG_CHECK_MS).unref(),
-        ]
         const address = this.#http.address()
         resolve(typeof address === 'object' && address !== null ? address.port : this.#settings.port)
       })
@@ -162,7 +163,7 @@ export class StreamServer {
   /** Closes every client with 1001 (going away) and stops listening. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= new Promise(resolve => {
-      for (const timer of this.#timers) clearInterval(timer)
+      this.#stopTimers()
       this.#unguard()
       for (const client of this.#clients) client.close(1001, 'oomwatch is stopping')
       // A client that does not answer the close frame would hold the stop for ws's 30 s.
@@ -188,6 +189,23 @@ export class StreamServer {
     this.#refusals.note('capacity', { remote, what, maxConnections }, `${message} (see --max-connections / OOMWATCH_MAX_CONNECTIONS)`)
   }
 
+  /**
+   * The heartbeat and the backlog check run only while a client is connected: with none
+   * they would wake the agent for nothing (a wake-up of Node costs ~0.15 ms of CPU here).
+   */
+  #startTimers(): void {
+    if (this.#timers.length > 0 || this.#closing) return
+    this.#timers = [
+      setInterval(() => this.#clients.forEach(client => client.heartbeat()), this.#settings.heartbeatMs).unref(),
+      setInterval(() => this.#clients.forEach(client => client.checkBacklog()), BACKLOG_CHECK_MS).unref(),
+    ]
+  }
+
+  #stopTimers(): void {
+    for (const timer of this.#timers) clearInterval(timer)
+    this.#timers = []
+  }
+
   #broadcastMemory(memory: MemoryFrame): void {
     let frame: Buffer | undefined
     for (const client of this.#clients) if (client.memory) client.send((frame ??= Buffer.from(JSON.stringify(memory))))
@@ -205,9 +223,11 @@ export class StreamServer {
       const client = new Client(ws, wants, { bufferBytes: this.#settings.clientBufferBytes, greeting, stats: this.#stats, logger })
       this.#clients.add(client)
       this.#stats.clients = this.#clients.size
+      if (this.#clients.size === 1) this.#startTimers()
       client.onClose(() => {
         this.#clients.delete(client)
         this.#stats.clients = this.#clients.size
+        if (this.#clients.size === 0) this.#stopTimers()
       })
       client.greet(greeting.greet(wants.since))
       const history = wants.memory ? greeting.memoryHistory?.() : undefined

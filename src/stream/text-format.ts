@@ -69,6 +69,11 @@ export function formatText(event: OomwatchEvent): string {
         event.postMortem?.summary ?? `exited; peak RSS ${event.peakRssBytes === undefined ? 'unknown' : formatBytes(event.peakRssBytes)}`
       return lines(`${what} pid ${event.pid} ${commandName(event.cmdline)} ${stamp}`, `  ${detail}`)
     }
+    case 'oom-kill':
+      return lines(
+        `OOM-KILLED ${event.kills === 1 ? 'a process' : `${event.kills} processes`} oomwatch did not watch ${stamp}`,
+        `  ${event.summary}`,
+      )
     case 'action':
       return lines(
         `ACTION ${event.action} pid ${event.pid} ${commandName(event.cmdline)}: ${event.result} ${stamp}`,

@@ -19,9 +19,15 @@ export class Group {
   fell = false
   /** When every member's RSS was last read (monotonic ms). */
   membersReadAt = -Infinity
+  /** When its last member left (monotonic ms); undefined while it has members. It lingers a while, to tell of kills of processes born in it after. */
+  emptySince: number | undefined
+  /** The last member to exit, and when (monotonic ms). */
+  lastExit: { pid: number; cmdline: string[]; at: number } | undefined
   #counters: GroupCounters | undefined
   /** oom_kill count already explained by an exit (or there before we looked). */
   #oomKillsSeen: number
+  /** When kills no exit explained were first counted; undefined while there are none. */
+  #unexplainedSince: number | undefined
   /** Why the cgroup's counters could not be opened, to be reported once; members are then judged one by one. */
   readonly openError: Error | undefined
   /** A usage change this large is kept at once (see {@link sample}). */
@@ -88,6 +94,40 @@ export class Group {
     if (kills === undefined || kills <= this.#oomKillsSeen) return false
     this.#oomKillsSeen++
     return true
+  }
+
+  /** True while kills are counted that no exit explained yet: members are read each tick until one does, or the grace ends. */
+  get killPending(): boolean {
+    return this.#unexplainedSince !== undefined
+  }
+
+  /**
+   * The kills of processes no exit explained (not watched: not Python, or born and killed
+   * between two looks), once they stayed unexplained for `graceMs`: the kernel counts the
+   * kill as it sends SIGKILL, and a watched victim's exit may be found a tick later, when
+   * it claims its kill first. Those returned count as explained.
+   *
+   * @returns how many to tell of now
+   */
+  takeUnexplainedKills(now: number, graceMs: number): number {
+    const kills = this.#readOomKills()
+    if (kills === undefined || kills <= this.#oomKillsSeen) {
+      this.#unexplainedSince = undefined
+      return 0
+    }
+    this.#unexplainedSince ??= now
+    if (now - this.#unexplainedSince < graceMs) return 0
+    this.#unexplainedSince = undefined
+    const unexplained = kills - this.#oomKillsSeen
+    this.#oomKillsSeen = kills
+    return unexplained
+  }
+
+  /** The highest usage among the samples taken since `since` (monotonic ms); undefined without any. */
+  peakUsageSince(since: number): number | undefined {
+    let peak: number | undefined
+    for (let i = this.series.length - 1; i >= 0 && this.series.t(i) >= since; i--) peak = Math.max(peak ?? 0, this.series.bytes(i))
+    return peak
   }
 
   close(): void {

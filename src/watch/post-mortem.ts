@@ -1,6 +1,8 @@
 import { formatBytes } from '../format/bytes.js'
+import { commandName } from '../format/command-name.js'
 import type { Watched } from './watched.js'
-import type { ExitPayload, IncidentPayload, PostMortem } from '../protocol/events.js'
+import type { Group } from './group.js'
+import type { ExitPayload, IncidentPayload, OomKillPayload, PostMortem } from '../protocol/events.js'
 
 /**
  * The story of an OOM kill, from the last incident (when there was one) and the process's
@@ -42,6 +44,39 @@ export function exitOf(w: Watched, oomKilled: boolean, now: number): ExitPayload
     peakRssBytes: w.peakRss,
     livedMs: Math.round(now - w.bornAt),
     ...(oomKilled && { postMortem: postMortem(w, last, now) }),
+  }
+}
+
+/** How far back an unexplained kill's peak usage is looked for: the kill came since the last look at its kill count, at most a refresh ago. */
+const PEAK_LOOKBACK_MS = 10_000
+
+/**
+ * The `oom-kill` event of kills in `group` that no watched exit explains, at `now`. A group
+ * reaches here only with a cgroup (the kill count is the cgroup's). `intervalMs` is how far
+ * apart a quiet pod is looked at: the longest a process can live unseen.
+ */
+export function unexplainedKillOf(group: Group, kills: number, now: number, intervalMs: number): OomKillPayload {
+  const cgroup = { version: group.cgroup!.version, dir: group.cgroup!.dir }
+  const peakUsageSeenBytes = group.peakUsageSince(now - PEAK_LOOKBACK_MS)
+  const last = group.lastExit
+  const lastExit = last && { pid: last.pid, cmdline: last.cmdline, agoMs: Math.round(now - last.at) }
+  const victims = kills === 1 ? 'a process' : `${kills} processes`
+  return {
+    type: 'oom-kill',
+    kills,
+    cgroup,
+    limit: group.limit,
+    ...(peakUsageSeenBytes !== undefined && { peakUsageSeenBytes }),
+    survivors: [...group.members],
+    ...(lastExit && { lastExit }),
+    summary:
+      `the kernel OOM-killed ${victims} oomwatch was not watching, in the container ${cgroup.dir} ` +
+      `(limit ${formatBytes(group.limit.bytes)}, ${group.limit.source}): not a Python process, or one born and killed ` +
+      `between two looks (${intervalMs} ms apart in a quiet pod; --interval shortens it)` +
+      (peakUsageSeenBytes !== undefined ? `; the highest usage seen in it was ${formatBytes(peakUsageSeenBytes)}` : '') +
+      (lastExit
+        ? `; pid ${lastExit.pid} (${commandName(lastExit.cmdline)}) had left it ${formatMs(lastExit.agoMs)} before: a process it started may be the one`
+        : ''),
   }
 }
 

@@ -6,14 +6,15 @@ import { isStillRunning } from '../proc/identity.js'
 import { secretRedactor, type Redactor } from '../format/redact-secrets.js'
 import { BirthClock } from './birth-clock.js'
 import { Discovery, type Found } from './discovery.js'
-import { Group } from './group.js'
+import type { Group } from './group.js'
+import { Groups } from './groups.js'
 import { fastestGrowing, isRising, mostUrgent } from './judge.js'
 import type { MemoryReading } from './memory-reading.js'
 import { exitOf } from './post-mortem.js'
 import type { Decision, TickResult } from './decisions.js'
 import type { Births, Sensors } from './sensors.js'
 import { watchedFrom, type Watched } from './watched.js'
-import type { ProcessInfo } from '../protocol/events.js'
+import type { OomKillPayload, ProcessInfo } from '../protocol/events.js'
 
 /** The settings a watch step decides by. */
 export type StepConfig = Pick<Config, 'match' | 'nofileRisk' | 'cooldownMs' | 'redact' | StepTrigger | StepInterval>
@@ -50,7 +51,7 @@ export class WatchStep {
   readonly #watched = new Map<number, Watched>()
   /** Processes still starting: read every tick, whatever their container does. */
   readonly #starting = new Set<Watched>()
-  readonly #groups = new Map<string, Group>()
+  readonly #groups: Groups
   readonly #trigger: TriggerOptions
   readonly #redactor: Redactor
   readonly #clock: BirthClock
@@ -72,6 +73,7 @@ export class WatchStep {
     const { triggerFraction, triggerSeconds, windowMs } = options.config
     this.#trigger = { fraction: triggerFraction, seconds: triggerSeconds, windowMs }
     this.#redactor = secretRedactor(options.config.redact)
+    this.#groups = new Groups(cg => this.#sensors.counters(cg), options.config.intervalMs)
     this.#clock = new BirthClock(
       () => this.#sensors.proc.uptimeSeconds(),
       error => this.#problem('uptime', error, "processes' ages are counted from their first sighting"),
@@ -134,9 +136,10 @@ export class WatchStep {
       else if (kept) group.verdict = assess(group.series, group.limit.bytes, this.#trigger)
       const due = !group.hasUsage && now - group.membersReadAt >= config.intervalMs
       // A fall in usage is most often a member's exit: found now, not at the next refresh.
-      if (refreshAll || isRising(group.verdict) || due || group.fell) this.#readMembers(group, now)
+      if (refreshAll || isRising(group.verdict) || due || group.fell || group.killPending) this.#readMembers(group, now)
       else if (!group.hasUsage) this.#judgeStartingMembers(group, now)
       if (group.hasUsage) this.#judgeGroup(group, now)
+      this.#tell(this.#groups.afterTick(group, now, refreshAll)) // after the exits that may explain its kills
       rising ||= isRising(group.verdict)
       delayMs = Math.min(delayMs, nextIntervalMs(group.verdict, config.intervalMs, config.fastIntervalMs, config.triggerFraction))
     }
@@ -147,8 +150,7 @@ export class WatchStep {
 
   /** Closes every group's counters and the birth signal. */
   close(): void {
-    for (const group of this.#groups.values()) group.close()
-    this.#groups.clear()
+    this.#groups.close()
     this.#births?.close()
   }
 
@@ -276,13 +278,10 @@ export class WatchStep {
     const { config, pageSize } = this.#options
     const { cgroup, limit } = this.#sensors.locate(found.pid)
     const key = cgroup?.id ?? limit.source
-    let group = this.#groups.get(key)
-    if (!group) {
-      group = new Group(key, limit, cgroup, cg => this.#sensors.counters(cg))
-      if (group.openError) this.#problem(`cgroup:${key}`, group.openError)
-      group.sample(now, config.intervalMs)
-      this.#groups.set(key, group)
-    }
+    const group = this.#groups.join(key, limit, cgroup, made => {
+      if (made.openError) this.#problem(`cgroup:${key}`, made.openError)
+      made.sample(now, config.intervalMs)
+    })
     const w = watchedFrom(found, group, {
       ...config,
       now,
@@ -327,12 +326,13 @@ export class WatchStep {
     this.#watched.delete(pid)
     this.#starting.delete(w)
     this.#sensors.stats.forget(pid)
-    w.group.members.delete(pid)
     this.#out.push({ kind: 'exit', exit: exitOf(w, w.group.takeOomKill(), now) })
-    if (w.group.members.size === 0) {
-      w.group.close()
-      this.#groups.delete(w.group.key)
-    }
+    this.#tell(this.#groups.leave(w.group, pid, w.info.cmdline, now))
+  }
+
+  /** An OOM kill no watched exit explains, when there is one to tell. */
+  #tell(oomKill: OomKillPayload | undefined): void {
+    if (oomKill) this.#out.push({ kind: 'oom-kill', oomKill })
   }
 
   /** A capture, unless one of `w` is under way or its reason is cooling down. */

@@ -58,6 +58,12 @@ export interface WatcherDeps {
    * wait for it (a new trigger of the process may be captured meanwhile), `stop()` does.
    */
   afterIncident?: (incident: IncidentPayload, context: IncidentContext) => Promise<void>
+  /**
+   * Every watched process's RSS, handed over at a tick at least `everyMs` after the last
+   * (the live page's chart points): on the watch's own ticks, not a timer of its own, as
+   * each wake-up of Node costs ~0.15 ms of CPU here.
+   */
+  memorySamples?: { everyMs: number; take: (readings: MemoryReading[]) => void }
   /** Tells of births; default: `/proc/loadavg` of the procfs root when it is this process's own, else none (scans every scanMs). */
   births?: Births
   /** Monotonic milliseconds. */
@@ -78,6 +84,7 @@ export class Watcher {
   readonly #stopping = new AbortController()
   #timer: NodeJS.Timeout | undefined
   #lastTickEnd = -Infinity
+  #lastMemorySample = -Infinity
   #stopped = false
 
   constructor(deps: WatcherDeps) {
@@ -115,11 +122,6 @@ export class Watcher {
     return this.#step.processes()
   }
 
-  /** Each watched process's last RSS and limit: the live page's chart points, taken every second. */
-  memory(): MemoryReading[] {
-    return this.#step.memory()
-  }
-
   /** Runs the first tick now and keeps ticking until `stop()`. */
   start(): void {
     this.#tick()
@@ -148,11 +150,20 @@ export class Watcher {
       delayMs = result.delayMs
       // One decision that fails does not cost the others theirs.
       for (const decision of result.decisions) this.#guarded(() => this.#carryOut(decision))
+      this.#sampleMemory()
       this.#lastTickEnd = this.#now()
     } catch (error) {
       this.#tickFailed(error)
     }
     this.#timer = setTimeout(() => this.#tick(), delayMs)
+  }
+
+  #sampleMemory(): void {
+    const sampling = this.#deps.memorySamples
+    const now = this.#now()
+    if (!sampling || now - this.#lastMemorySample < sampling.everyMs) return
+    this.#lastMemorySample = now
+    this.#guarded(() => sampling.take(this.#step.memory()))
   }
 
   #guarded(work: () => void): void {
@@ -181,6 +192,8 @@ export class Watcher {
       }
       case 'exit':
         return this.#deps.emit(decision.exit)
+      case 'oom-kill':
+        return this.#deps.emit(decision.oomKill)
       case 'capture': {
         const { watched } = decision
         const capture = this.#capture(watched, decision.verdict).finally(() => watched.gate.leave())

@@ -57,6 +57,8 @@ export class FakeTree implements Sensors {
   envLimit = 256 * MiB
   /** Pids whose stat handle was forgotten, in order. */
   readonly forgotten: number[] = []
+  /** Cgroups whose counters were closed, in order. */
+  readonly closedCgroups: string[] = []
 
   readonly proc: Sensors['proc'] = {
     listPids: () => [...this.processes.keys()].sort((a, b) => a - b),
@@ -128,7 +130,7 @@ export class FakeTree implements Sensors {
 
   counters(cg: MemoryCgroup): { usage(): number; oomKills(): number | undefined; close(): void } {
     const cgroup = this.group(cg.id)
-    return { usage: () => cgroup.usage, oomKills: () => cgroup.oomKills, close: () => {} }
+    return { usage: () => cgroup.usage, oomKills: () => cgroup.oomKills, close: () => void this.closedCgroups.push(cg.id) }
   }
 
   #stat(pid: number): ProcStat | undefined {

@@ -42,6 +42,16 @@ const VALID = {
     postMortem: { summary: 's', peakRssBytes: 1, limitBytes: 2, livedMs: 3 },
     ...stamp,
   },
+  'oom-kill': {
+    type: 'oom-kill',
+    kills: 1,
+    cgroup: { version: 2, dir: '/sys/fs/cgroup' },
+    limit: { bytes: 2, source: 'cgroup-v2' },
+    survivors: [],
+    lastExit: { pid: 3, cmdline: ['python3'], agoMs: 80 },
+    summary: 's',
+    ...stamp,
+  },
   action: { type: 'action', action: 'stop', pid: 1, cmdline: [], reason: 'r', result: 'done', ...stamp },
   flamegraph: { type: 'flamegraph', incidentId: '1-abc', pid: 1, error: problem, ...stamp },
 }
@@ -53,6 +63,7 @@ t.test('isJournalEvent: each journaled type, as the agent writes it', async t =>
 t.test('isJournalEvent: valid JSON that is no event is refused', async t => {
   const cases: [string, unknown][] = [
     ['the crash of issue 12: a process without cmdline', { seq: 1, type: 'process', pid: 1 }],
+    ['an oom-kill without its survivors', { ...VALID['oom-kill'], survivors: undefined }],
     ['no seq', { ...VALID.risk, seq: undefined }],
     ['seq 0', { ...VALID.risk, seq: 0 }],
     ['seq not an integer', { ...VALID.risk, seq: 1.5 }],

@@ -56,6 +56,28 @@ t.test('incidents: newest first, one per id, at most MAX_INCIDENTS', async t => 
   )
 })
 
+t.test('kills of processes oomwatch did not watch: newest first, one per seq, at most MAX_INCIDENTS', async t => {
+  const state = newState()
+  const kill = (seq: number): OomwatchEvent => ({
+    type: 'oom-kill',
+    kills: 1,
+    cgroup: { version: 2, dir: '/sys/fs/cgroup' },
+    limit: { bytes: 100, source: 'cgroup-v2' },
+    survivors: [],
+    summary: `kill ${seq}`,
+    seq,
+    ts: '',
+  })
+  for (let seq = 1; seq <= MAX_INCIDENTS + 2; seq++) handle(state, kill(seq))
+  handle(state, kill(3))
+  t.equal(state.unseenKills.length, MAX_INCIDENTS)
+  t.same(
+    state.unseenKills.slice(0, 3).map(k => k.summary),
+    ['kill 3', `kill ${MAX_INCIDENTS + 2}`, `kill ${MAX_INCIDENTS + 1}`],
+  )
+  t.equal(state.lastSeq, 3)
+})
+
 t.test('memory frames: points kept for WINDOW_MS; memory frames carry no seq for a reconnect', async t => {
   const state = newState()
   handle(state, memory(1, [[1000, 10]]))

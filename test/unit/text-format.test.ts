@@ -19,6 +19,15 @@ const SESSION = fixture('oom-session.jsonl')
   .map(line => JSON.parse(line) as OomwatchEvent)
 const INCIDENT = SESSION.find((e): e is IncidentPayload & OomwatchEvent => e.type === 'incident')!
 
+const OOM_KILL = {
+  type: 'oom-kill' as const,
+  kills: 1,
+  cgroup: { version: 2 as const, dir: '/sys/fs/cgroup' },
+  limit: { bytes: 256 << 20, source: 'cgroup-v2' as const, path: '/sys/fs/cgroup/memory.max' },
+  survivors: [],
+  summary: 'the kernel OOM-killed 2 processes',
+}
+
 t.test('an incident as text: the captured event, laid out like py-spy dump', async t => {
   const text = formatText(INCIDENT)
   t.equal(text, fixture('incident.txt').trimEnd(), 'the whole block, as test/fixtures/events/incident.txt has it')
@@ -120,6 +129,10 @@ t.test('variants: no stack, several threads, a deep stack, unequal limits, the r
       /^EXIT pid 5 gunicorn .*\n {2}exited; peak RSS 1 MiB$/,
     ],
     [{ type: 'exit', pid: 5, cmdline: ['gunicorn'], oomKilled: false, ...base }, /peak RSS unknown/],
+    [
+      { ...OOM_KILL, kills: 2, ...base },
+      /^OOM-KILLED 2 processes oomwatch did not watch \(#\d+ [^)]+\)\n {2}the kernel OOM-killed 2 processes$/,
+    ],
     [
       { type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message: 'no messages', ...base },
       /^ERROR CLIENT_MESSAGE_UNSUPPORTED .*\n {2}no messages$/,
@@ -241,6 +254,7 @@ t.test('watched data can neither send an escape sequence nor forge a line, in an
       ...base,
     },
     { type: 'action', action: 'stop', pid: 5, cmdline, reason: evil, result: 'failed', detail: evil, remedy: evil, ...base },
+    { ...OOM_KILL, summary: evil, lastExit: { pid: 5, cmdline, agoMs: 1 }, ...base },
     { type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message: evil, ...base },
   ]
   for (const event of events) {

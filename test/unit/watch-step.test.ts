@@ -257,6 +257,114 @@ t.test('a first-instant leak killed before any stack is told as one, not as sile
   )
 })
 
+t.test('a kill of a process never watched is told once its grace is over, with the survivors and the highest usage seen', async t => {
+  const tree = new FakeTree()
+  const births = new FakeBirths()
+  const step = stepOver(tree, births)
+  const cgroup = tree.cgroup('a', 30 * MiB)
+  tree.spawn(20, { cgroup: 'a', ageMs: 60_000 })
+  births.pending = true
+  step.tick(tree.now)
+  run(step, tree, 100, 1000)
+  // Something not watched grows in the container (seen in its usage, no birth among the watched), then the kernel kills it.
+  run(step, tree, 100, 1300, () => (cgroup.usage += 60 * MiB))
+  tree.now += 100
+  cgroup.oomKills = 1
+  cgroup.usage = 30 * MiB
+  t.same(only(step.tick(tree.now).decisions, 'oom-kill'), [], 'not at once: a watched victim may be found a tick later')
+  const { decisions } = run(step, tree, 20, tree.now + 600)
+  const kills = only(decisions, 'oom-kill')
+  t.equal(kills.length, 1, 'told once, after the grace')
+  t.same(only(decisions, 'exit'), [], 'and no watched process is said to have died')
+  const kill = kills[0]!.oomKill
+  t.match(kill, {
+    type: 'oom-kill',
+    kills: 1,
+    survivors: [20],
+    peakUsageSeenBytes: 210 * MiB,
+    cgroup: { version: 2, dir: '/sys/fs/cgroup/a' },
+  })
+  t.notOk('lastExit' in kill)
+  t.equal(
+    kill.summary,
+    'the kernel OOM-killed a process oomwatch was not watching, in the container /sys/fs/cgroup/a (limit 256 MiB, cgroup-v2): ' +
+      'not a Python process, or one born and killed between two looks (100 ms apart in a quiet pod; --interval shortens it); ' +
+      'the highest usage seen in it was 210 MiB',
+  )
+  t.same(only(run(step, tree, 100, tree.now + 6000).decisions, 'oom-kill'), [], 'a kill is told once')
+})
+
+t.test('a kill born, grown and killed between two looks, with no fall seen, is still told by the next refresh', async t => {
+  const tree = new FakeTree()
+  const births = new FakeBirths()
+  const step = stepOver(tree, births)
+  const cgroup = tree.cgroup('a', 30 * MiB)
+  tree.spawn(20, { cgroup: 'a', ageMs: 60_000 })
+  births.pending = true
+  step.tick(tree.now)
+  run(step, tree, 100, 1000)
+  cgroup.oomKills = 1 // usage the same before and after: no tick saw it move
+  const { decisions } = run(step, tree, 100, 1000 + CONFIG.refreshMs + 1000)
+  t.equal(only(decisions, 'oom-kill')[0]?.oomKill.kills, 1)
+})
+
+t.test('a watched victim found a tick after its kill claims it: an exit with oomKilled, no oom-kill', async t => {
+  const tree = new FakeTree()
+  const births = new FakeBirths()
+  const step = stepOver(tree, births)
+  const cgroup = tree.cgroup('a', 30 * MiB)
+  tree.spawn(20, { cgroup: 'a', ageMs: 60_000 })
+  tree.spawn(21, { cgroup: 'a', ageMs: 60_000 })
+  births.pending = true
+  step.tick(tree.now)
+  run(step, tree, 100, 1000)
+  // The kill is counted and the memory reaped while 20 is still on its way out.
+  tree.now += 100
+  cgroup.oomKills = 1
+  cgroup.usage = 10 * MiB
+  tree.process(20).state = 'R'
+  const first = step.tick(tree.now).decisions
+  t.same(only(first, 'exit'), [], 'not gone yet')
+  tree.now += 20
+  tree.processes.delete(20)
+  const { decisions } = run(step, tree, 20, tree.now + 1000)
+  const all = [...step.tick(tree.now).decisions, ...decisions]
+  t.same(
+    only(all, 'exit').map(d => [d.exit.pid, d.exit.oomKilled]),
+    [[20, true]],
+    'found within the grace, read every tick meanwhile',
+  )
+  t.same(only(all, 'oom-kill'), [], 'the kill is its, not an unwatched one')
+})
+
+t.test('a container lingers after its last watched process left: a kill in it is told with that process, then it is let go', async t => {
+  const tree = new FakeTree()
+  const births = new FakeBirths()
+  const step = stepOver(tree, births)
+  const cgroup = tree.cgroup('a', 30 * MiB)
+  tree.spawn(30, { cgroup: 'a', args: ['-m', 'launcher'] })
+  births.pending = true
+  step.tick(tree.now)
+  // The launcher double-forks and leaves; the daemon it started leaks and is killed before any look.
+  tree.now += 100
+  tree.processes.delete(30)
+  cgroup.usage = 12 * MiB
+  t.same(
+    only(step.tick(tree.now).decisions, 'exit').map(d => d.exit.pid),
+    [30],
+  )
+  cgroup.oomKills = 1
+  const { decisions } = run(step, tree, 100, tree.now + CONFIG.refreshMs + 1000)
+  const kill = only(decisions, 'oom-kill')[0]?.oomKill
+  t.match(kill, { kills: 1, survivors: [], lastExit: { pid: 30, cmdline: ['/usr/bin/python3.11', '-m', 'launcher'] } })
+  t.match(kill?.summary, /; pid 30 \(launcher\) had left it \d+(\.\d)? s before: a process it started may be the one$/)
+  t.same(tree.closedCgroups, [], 'still watched for kills')
+  run(step, tree, 100, 70_000)
+  t.same(tree.closedCgroups, ['a'], 'let go a minute after its last process')
+  cgroup.oomKills = 2
+  t.same(only(run(step, tree, 100, 80_000).decisions, 'oom-kill'), [], 'a container no longer watched tells nothing')
+})
+
 t.test('a reused pid is an exit and a birth in one tick', async t => {
   const tree = new FakeTree()
   const births = new FakeBirths()

@@ -87,3 +87,33 @@ t.test('the watcher emits, captures, and calls the after-incident hook and the a
   await watcher.stop()
   t.equal(hooked?.context.signal.aborted, true, 'stop() aborts the hook')
 })
+
+t.test("memory samples ride on the watch's own ticks: one at the first, then one per everyMs", async t => {
+  const proc = makeFakeProc(t.testdir())
+  let clock = 0
+  const samples: { at: number; pids: number[] }[] = []
+  const watcher = new Watcher({
+    config: { ...(DEFAULTS as Config), procRoot: proc.dir, intervalMs: 10, fastIntervalMs: 10 },
+    proc: new ProcReader(proc.dir),
+    hostMemoryBytes: 1 << 30,
+    pageSize: 4096,
+    ownPids: new Set(),
+    emit: () => {},
+    capture: async () => ({ threads: [], pyspyMs: 1 }),
+    logger: pino({ level: 'silent' }),
+    memorySamples: { everyMs: 1000, take: readings => void samples.push({ at: clock, pids: readings.map(r => r.pid).sort() }) },
+    births: { moved: () => clock === 0, close: () => {} }, // the first tick lists /proc
+    now: () => clock,
+  })
+  watcher.start()
+  t.teardown(() => watcher.stop())
+  await sleep(100) // several ticks, the clock standing still
+  t.same(samples, [{ at: 0, pids: [4242, 4343] }], 'one sample, at the first tick, of every watched process')
+  clock = 999
+  await sleep(50)
+  t.equal(samples.length, 1, 'none before everyMs')
+  clock = 1000
+  await sleep(50)
+  t.same(samples[1], { at: 1000, pids: [4242, 4343] }, 'the next at the first tick everyMs later')
+  t.equal(samples.length, 2)
+})

@@ -80,9 +80,19 @@ export function renderIncidents(state: PageState, withToken: (url: string) => st
       flamegraph(state, incident, withToken),
     ])
   })
+  const kills = state.unseenKills.map(kill =>
+    el('div', { class: 'card killed', 'data-oom-kill': String(kill.seq) }, [
+      el('div', { class: 'title' }, [
+        el('b', {}, ['A process oomwatch did not watch']),
+        el('span', { class: 'muted' }, [new Date(kill.ts).toLocaleTimeString()]),
+        badge('badge red', 'OOM-killed'),
+      ]),
+      el('div', { class: 'risk' }, [kill.summary]),
+    ]),
+  )
   fill(
     'incidents',
-    cards,
+    [...kills, ...cards],
     'No incident yet. When a process races toward its memory limit, its Python stack appears here, with the culprit frame marked, ' +
       'before the kernel OOM killer fires.',
   )

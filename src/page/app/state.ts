@@ -4,6 +4,7 @@ import type {
   HelloPayload,
   IncidentPayload,
   MemoryFrame,
+  OomKillPayload,
   OomwatchEvent,
   ProcessInfo,
   RiskPayload,
@@ -20,6 +21,8 @@ export const MAX_GONE = 6
 export type PageMessage = OomwatchEvent | MemoryFrame
 /** An incident as sent, with its time. */
 export type IncidentEvent = IncidentPayload & { seq: number; ts: string }
+/** A kill of a process oomwatch did not watch, as sent, with its time. */
+export type OomKillEvent = OomKillPayload & { seq: number; ts: string }
 
 /** A process the page has heard of; `gone` once it exited or a later hello no longer lists it. */
 export interface KnownProcess {
@@ -45,6 +48,8 @@ export interface PageState {
   incidents: IncidentEvent[]
   flamegraphs: Map<string, FlamegraphPayload>
   exits: Map<number, ExitPayload>
+  /** Kills of processes oomwatch did not watch, newest first: shown among the incidents. */
+  unseenKills: OomKillEvent[]
 }
 
 /** An empty state, before the first frame. */
@@ -58,6 +63,7 @@ export function newState(): PageState {
     incidents: [],
     flamegraphs: new Map(),
     exits: new Map(),
+    unseenKills: [],
   }
 }
 
@@ -82,6 +88,9 @@ export function handle(state: PageState, event: PageMessage): void {
       if (known) known.gone = true
       break
     }
+    case 'oom-kill':
+      state.unseenKills = [event, ...state.unseenKills.filter(k => k.seq !== event.seq)].slice(0, MAX_INCIDENTS)
+      break
     case 'risk':
       state.risks.set(`${event.pid} ${event.rule}`, event)
       break
