@@ -1,3 +1,4 @@
+import { setImmediate as yieldToLoop } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { WebSocket } from 'ws'
 import type { Greeted, Greeting, ReplayStream } from './greeting.js'
@@ -180,6 +181,10 @@ export class Client {
           if (!(await this.#sendSlice(slice))) return
           sent = slice.at(-1)!.seq
         }
+        // A turn of the event loop after each batch: a socket that takes every write at once
+        // calls back in the same turn, and a page from the memory window (no disk read to
+        // wait on) would otherwise hold the loop, the watch's tick with it, 100-300 ms.
+        await yieldToLoop()
       }
       if (truncated) return this.close(1000, `replay page sent; reconnect with ?since=${next} for more`)
       const held = this.#held?.frames ?? []

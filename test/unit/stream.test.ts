@@ -266,6 +266,43 @@ t.test('StreamServer', async t => {
     t.strictSame(greeted, [2, undefined], 'no since: undefined')
   })
 
+  t.test('a replay from memory gives the event loop a turn after each batch: the watch tick is never held by it', async t => {
+    const hub = new EventHub()
+    const events = Array.from({ length: 400 }, (_, at) => hub.emit(risk(at + 1)))
+    // A stand-in for the event loop's timers: a callback that runs once per turn.
+    let turn = 0
+    let spinning = true
+    const spin = () => {
+      turn++
+      if (spinning) setImmediate(spin)
+    }
+    setImmediate(spin)
+    t.teardown(() => void (spinning = false))
+    const turnsAtRead: number[] = []
+    const { port } = await serve(
+      t,
+      {},
+      {
+        greeting: {
+          greet: since => {
+            const replay = arrayReplay(events, { since: 0 }, 4) // resolves at once, as the memory window does
+            const read = replay.read.bind(replay)
+            replay.read = () => (turnsAtRead.push(turn), read())
+            return { hello: hub.greet({ ...HELLO, replay: { since: since ?? 0, count: events.length, missed: 0 } }), replay }
+          },
+          clientError: message => hub.greet({ type: 'error', code: 'CLIENT_MESSAGE_UNSUPPORTED', message }),
+        },
+      },
+    )
+    const client = await connect(port, { query: 'since=0' })
+    t.teardown(() => client.close())
+    await client.waitFor(e => e.type === 'risk' && e.seq === 400)
+    const perTurn = new Map<number, number>()
+    for (const at of turnsAtRead) perTurn.set(at, (perTurn.get(at) ?? 0) + 1)
+    t.ok(turnsAtRead.length >= 100, `read in ${turnsAtRead.length} batches of 4`)
+    t.equal(Math.max(...perTurn.values()), 1, 'one batch per turn of the event loop')
+  })
+
   t.test('a since that is not a whole number is refused with 400', async t => {
     const { port, greeted } = await serve(t)
     const [status, body] = await refused(port, '/?since=-1')
