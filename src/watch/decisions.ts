@@ -17,5 +17,9 @@ export type Decision =
   | { kind: 'capture'; watched: Watched; verdict: Triggered }
   | { kind: 'problem'; key: string; error: Error; consequence?: string }
 
-/** What a tick returns: its decisions, and when the next tick is due. */
-export type TickResult = { decisions: Decision[]; delayMs: number }
+/**
+ * What a tick returns: its decisions, and when the next tick is due. A tick that failed
+ * midway (a bug, descriptors run out) returns the decisions made before the failure, and
+ * the `error`: an exit already decided has forgotten its process, and must still be told.
+ */
+export type TickResult = { decisions: Decision[]; delayMs: number; error?: unknown }

@@ -4,6 +4,8 @@ import { identifyPython, isPythonExecutable } from '../proc/python.js'
 import type { ProcReader } from '../proc/reader.js'
 import type { PythonIdentity, RlimitTable } from '../protocol/values.js'
 
+/** What missing ptrace rights cost: said once, when reading processes is refused. */
+export const NO_PTRACE = 'without ptrace rights (CAP_SYS_PTRACE), Python is recognised by its command line, and py-spy will be refused'
 /** What discovery reads of a pid. */
 export type DiscoveryReads = Pick<ProcReader, 'exe' | 'cmdline' | 'maps' | 'stat' | 'limits'>
 

@@ -5,7 +5,7 @@ import { ProcParseError, ProcReadError } from '../proc/errors.js'
 import { isStillRunning } from '../proc/identity.js'
 import { secretRedactor, type Redactor } from '../format/redact-secrets.js'
 import { BirthClock } from './birth-clock.js'
-import { Discovery, type Found } from './discovery.js'
+import { Discovery, NO_PTRACE, type Found } from './discovery.js'
 import type { Group } from './group.js'
 import { Groups } from './groups.js'
 import { fastestGrowing, isRising, mostUrgent } from './judge.js'
@@ -13,7 +13,7 @@ import type { MemoryReading } from './memory-reading.js'
 import { exitOf } from './post-mortem.js'
 import type { Decision, TickResult } from './decisions.js'
 import type { Births, Sensors } from './sensors.js'
-import { watchedFrom, type Watched } from './watched.js'
+import { infoNow, memoryReading, watchedFrom, type Watched } from './watched.js'
 import type { OomKillPayload, ProcessInfo } from '../protocol/events.js'
 
 /** The settings a watch step decides by. */
@@ -21,8 +21,6 @@ export type StepConfig = Pick<Config, 'match' | 'nofileRisk' | 'cooldownMs' | 'r
 
 type StepTrigger = 'windowMs' | 'triggerFraction' | 'triggerSeconds'
 type StepInterval = 'intervalMs' | 'fastIntervalMs' | 'refreshMs' | 'scanMs'
-
-const NO_PTRACE = 'without ptrace rights (CAP_SYS_PTRACE), Python is recognised by its command line, and py-spy will be refused'
 
 /** What a {@link WatchStep} is made of. */
 export interface StepOptions {
@@ -91,16 +89,12 @@ export class WatchStep {
 
   /** The processes watched now, each with its last RSS. */
   processes(): ProcessInfo[] {
-    return [...this.#watched.values()].map(w => ({ ...w.info, memory: { ...w.info.memory, rssBytes: w.series.lastBytes() ?? 0 } }))
+    return Array.from(this.#watched.values(), infoNow)
   }
 
   /** Each watched process's last RSS and limit. */
   memory(): MemoryReading[] {
-    return Array.from(this.#watched.values(), w => ({
-      pid: w.info.pid,
-      rssBytes: w.series.lastBytes() ?? 0,
-      limitBytes: w.group.limit.bytes,
-    }))
+    return Array.from(this.#watched.values(), memoryReading)
   }
 
   /** Whether `w` is still heading for its limit, on the samples taken since (its group's usage where there is one). */
@@ -115,6 +109,16 @@ export class WatchStep {
    */
   tick(now: number): TickResult {
     this.#out = []
+    try {
+      return { decisions: this.#out, delayMs: this.#tick(now) }
+    } catch (error) {
+      // The decisions made so far stand (an exit, a capture whose gate is entered); the next tick comes soon.
+      return { decisions: this.#out, delayMs: this.#options.config.fastIntervalMs, error }
+    }
+  }
+
+  /** The tick's work; returns when the next one is due. */
+  #tick(now: number): number {
     const { config } = this.#options
     const fresh = this.#discover(now)
     // Starting processes first: read every tick, whatever their container does.
@@ -145,7 +149,7 @@ export class WatchStep {
     }
     // Without a birth signal: a container that grows may have a new process to explain it (a daemon's child).
     if (!this.#births && rising && now - this.#lastScan >= config.intervalMs) this.#scan(now)
-    return { decisions: this.#out, delayMs }
+    return delayMs
   }
 
   /** Closes every group's counters and the birth signal. */

@@ -5,6 +5,7 @@ import { Series } from '../detect/series.js'
 import type { Redactor } from '../format/redact-secrets.js'
 import type { Found } from './discovery.js'
 import type { Group } from './group.js'
+import type { MemoryReading } from './memory-reading.js'
 import type { Risk } from '../protocol/values.js'
 import type { IncidentPayload, ProcessInfo } from '../protocol/events.js'
 
@@ -76,4 +77,14 @@ export function watchedFrom(found: Found, group: Group, options: WatchedOptions)
   const startedAt = found.execSeenAt ?? bornAt
   const gate = new CaptureGate(options.cooldownMs)
   return { info, group, series, gate, risks, peakRss: rssBytes, bornAt, startedAt, seenAt: now, readAt: now }
+}
+
+/** Its `process` info with its last RSS. */
+export function infoNow(w: Watched): ProcessInfo {
+  return { ...w.info, memory: { ...w.info.memory, rssBytes: w.series.lastBytes() ?? 0 } }
+}
+
+/** Its last RSS and limit: a point of the live page's chart. */
+export function memoryReading(w: Watched): MemoryReading {
+  return { pid: w.info.pid, rssBytes: w.series.lastBytes() ?? 0, limitBytes: w.group.limit.bytes }
 }

@@ -148,10 +148,11 @@ export class Watcher {
     try {
       const result = this.#step.tick(this.#now())
       delayMs = result.delayMs
-      // One decision that fails does not cost the others theirs.
+      // One decision that fails does not cost the others theirs; a tick that failed midway still has its earlier ones carried out.
       for (const decision of result.decisions) this.#guarded(() => this.#carryOut(decision))
       this.#sampleMemory()
-      this.#lastTickEnd = this.#now()
+      if (result.error === undefined) this.#lastTickEnd = this.#now()
+      else this.#tickFailed(result.error)
     } catch (error) {
       this.#tickFailed(error)
     }

@@ -365,6 +365,42 @@ t.test('a container lingers after its last watched process left: a kill in it is
   t.same(only(run(step, tree, 100, 80_000).decisions, 'oom-kill'), [], 'a container no longer watched tells nothing')
 })
 
+t.test('a tick that fails midway returns the decisions made before, with the error: an exit decided is still told', async t => {
+  const tree = new FakeTree()
+  const births = new FakeBirths()
+  const step = stepOver(tree, births)
+  tree.cgroup('a', 30 * MiB)
+  tree.spawn(20, { cgroup: 'a', ageMs: 60_000 })
+  tree.spawn(21, { cgroup: 'a', ageMs: 60_000 })
+  births.pending = true
+  step.tick(tree.now)
+  // At the next refresh 20 is gone (its exit is decided, and it is forgotten), then reading 21 hits a bug.
+  tree.processes.delete(20)
+  const read = tree.stats.read
+  const bug = new TypeError('a bug in a parser')
+  tree.stats.read = pid => {
+    if (pid === 21) throw bug
+    return read(pid)
+  }
+  tree.now += CONFIG.refreshMs
+  const result = step.tick(tree.now)
+  t.equal(result.error, bug, 'the error is returned, not thrown')
+  t.same(
+    only(result.decisions, 'exit').map(d => d.exit.pid),
+    [20],
+    'the exit decided before it is kept',
+  )
+  t.equal(result.delayMs, CONFIG.fastIntervalMs, 'and the next tick comes soon')
+  tree.stats.read = read
+  tree.now += CONFIG.refreshMs
+  const next = step.tick(tree.now)
+  t.equal(next.error, undefined, 'the next tick is a normal one')
+  t.same(
+    step.processes().map(p => p.pid),
+    [21],
+  )
+})
+
 t.test('a reused pid is an exit and a birth in one tick', async t => {
   const tree = new FakeTree()
   const births = new FakeBirths()
