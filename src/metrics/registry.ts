@@ -9,6 +9,8 @@ export interface StreamStats {
   readonly clients: number
   /** Events not delivered to a client because it was cut for slowness (it can replay them). */
   readonly droppedEvents: number
+  /** Connections closed because the cap on open connections was reached. */
+  readonly refusedConnections: number
 }
 
 /** What the metrics read at each scrape, besides the events they count. */
@@ -139,6 +141,15 @@ export class Metrics {
         // A count kept by the server: mirrored, never counted twice.
         this.reset()
         this.inc(sources.stream.droppedEvents)
+      },
+    })
+    new Counter({
+      name: 'oomwatch_connections_refused_total',
+      help: 'Connections closed because --max-connections were open (a flood, or clients that never finish their request).',
+      registers,
+      collect() {
+        this.reset()
+        this.inc(sources.stream.refusedConnections)
       },
     })
   }

@@ -88,6 +88,7 @@ t.test('/metrics in Prometheus text: the families, their labels, and values that
     ['oomwatch_oom_kills_total', 'COUNTER'],
     ['oomwatch_websocket_clients', 'GAUGE'],
     ['oomwatch_events_dropped_total', 'COUNTER'],
+    ['oomwatch_connections_refused_total', 'COUNTER'],
   ]
   for (const [name, type] of expected) t.equal(families.get(name)?.type, type, `${name} is a ${type.toLowerCase()}`)
   for (const family of families.values()) {
@@ -119,6 +120,7 @@ t.test('/metrics in Prometheus text: the families, their labels, and values that
   t.equal(value(families, 'oomwatch_risks_total', { rule: 'nofile-soft-huge' }), 1)
   t.equal(value(families, 'oomwatch_websocket_clients'), 1, 'the one client connected')
   t.equal(value(families, 'oomwatch_events_dropped_total'), 0)
+  t.equal(value(families, 'oomwatch_connections_refused_total'), 0)
   t.equal(value(families, 'oomwatch_pyspy_available'), 1)
   t.equal(value(families, 'oomwatch_info', { version: '0.1.0' }), 1)
   t.equal(value(families, 'oomwatch_incidents_total'), undefined, 'no incident yet: no series')
