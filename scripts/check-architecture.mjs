@@ -28,6 +28,7 @@ export const LAYERS = [
   // Each sink is its own area: they all read the hub and never each other, so any one can go.
   { name: 'sinks', prefixes: ['src/journal/', 'src/log.ts', 'src/stream/', 'src/metrics/', 'src/page/'], isolatedAreas: true },
   { name: 'agent', prefixes: ['src/agent.ts', 'src/agent/'] },
+  { name: 'inject', prefixes: ['src/inject/'] },
   { name: 'cli', prefixes: ['src/cli.ts'] },
 ]
 

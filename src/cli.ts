@@ -3,6 +3,7 @@
 // as fast as it needs interpreted. Peak RSS at 200 watched processes 12 MiB lower on Node 20,
 // 20 MiB on Node 24, CPU within noise (BENCHMARKS.md). --lite-mode saves the same but turns
 // WebAssembly off, with a warning on Node 20. The image's `oomwatch` and npm start run this line.
+import { readFileSync } from 'node:fs'
 import { Agent, AgentConfigError, VERSION } from './agent.js'
 import { ConfigError, helpText, loadConfig, startWarnings } from './config.js'
 import { createLogger } from './log.js'
@@ -11,6 +12,16 @@ const STOP_DEADLINE_MS = 1800
 
 /** Exit codes: 0 ok (and after SIGTERM/SIGINT), 2 bad configuration, 1 anything unexpected. */
 async function main(): Promise<number | undefined> {
+  if (process.argv[2] === 'inject') {
+    // Loaded only for this command: the agent itself never holds the YAML library.
+    const { runInject } = await import('./inject/command.js')
+    const io = {
+      readStdin: () => readFileSync(0, 'utf8'),
+      stdout: (text: string) => process.stdout.write(text),
+      stderr: (text: string) => process.stderr.write(text),
+    }
+    return runInject(process.argv.slice(3), VERSION, io)
+  }
   let loaded
   try {
     loaded = loadConfig(process.argv.slice(2), process.env)

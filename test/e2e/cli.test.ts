@@ -1,6 +1,8 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { WebSocket } from 'ws'
@@ -135,3 +137,21 @@ function pidsRunning(cmdline: string): string[] {
     }
   })
 }
+
+t.test('oomwatch inject, as shipped: a manifest on stdin, the injected one on stdout; a refusal exits 2 without a stack', async t => {
+  const fixtures = fileURLToPath(new URL('../fixtures/inject/', import.meta.url))
+  const input = readFileSync(join(fixtures, 'deployment.yaml'), 'utf8')
+  const run = (args: string[], stdin: string) =>
+    spawnSync(process.execPath, [...shippedNodeFlags(), BUILT_CLI, 'inject', ...args], { input: stdin, encoding: 'utf8' })
+  const ok = run(['--token-secret', 'oomwatch-token'], input)
+  t.equal(ok.status, 0, ok.stderr)
+  t.equal(ok.stdout, readFileSync(join(fixtures, 'deployment.injected.yaml'), 'utf8'))
+  const refused = run(
+    ['--token-secret', 'oomwatch-token'],
+    input.replace('    spec:\n      containers:', '    spec:\n      hostPID: true\n      containers:'),
+  )
+  t.equal(refused.status, 2)
+  t.equal(refused.stdout, '', 'nothing half-injected on stdout')
+  t.match(refused.stderr, /^oomwatch inject: stdin, document 1 \(Deployment web\): hostPID is true/)
+  t.notMatch(refused.stderr, /\n\s+at /, 'no stack trace')
+})
