@@ -24,7 +24,7 @@ function wrap(text: string, indent: string): string[] {
 export function helpText(): string {
   const lines = [
     'Usage: oomwatch [options]',
-    '       oomwatch inject --token-secret NAME [FILE ...]   (the sidecar into Kubernetes manifests; see oomwatch inject --help)',
+    '       oomwatch inject --token-secret NAME [FILE ...]   (see inject --help)',
     '',
     ...wrap(
       "Watches Python processes' memory and streams their stacks and rlimits over WebSocket " +

@@ -2,22 +2,28 @@ import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { injectManifests, InjectError } from './inject.js'
 
-const USAGE = `Usage: oomwatch inject --token-secret NAME [--container NAME] [--classic] [--image IMAGE] [FILE ...]
+const USAGE = `Usage: oomwatch inject --token-secret NAME [--container NAME] [--classic]
+                       [--image IMAGE] [FILE ...]
 
-Reads Kubernetes manifests (YAML, one or many documents, or JSON) from the FILEs, or from
-standard input without one or for "-", and writes them to standard output with the oomwatch
-sidecar added to every pod template: Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet,
-ReplicationController, Job, CronJob (and the items of a List). Everything else, comments and
-key order included, is left as it was; injecting twice changes nothing.
+Reads Kubernetes manifests (YAML, one or many documents, or JSON) from the
+FILEs, or from standard input without one or for "-", and writes them to
+standard output with the oomwatch sidecar added to every pod template: Pod,
+Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job,
+CronJob (and the items of a List). The rest, comments and key order included,
+is left as it was; injecting twice changes nothing.
 
-  kubectl get deploy/x -o yaml | oomwatch inject --token-secret oomwatch-token | kubectl apply -f -
+  kubectl get deploy/x -o yaml \\
+    | oomwatch inject --token-secret oomwatch-token | kubectl apply -f -
 
-  --token-secret NAME  the Secret whose "token" key is the stream's bearer token (required):
-                       kubectl create secret generic NAME --from-literal=token=$(openssl rand -hex 32)
-  --container NAME     the app container whose limits.memory the sidecar reads (default: the first)
-  --native             the sidecar as a native sidecar: an init container that restarts on its
+  --token-secret NAME  the Secret whose "token" key is the stream's bearer token
+                       (required), made with for example:
+                       kubectl create secret generic NAME \\
+                         --from-literal=token="$(openssl rand -hex 32)"
+  --container NAME     the app container whose limits.memory the sidecar reads
+                       (default: the first)
+  --native             a native sidecar: an init container that restarts on its
                        own, Kubernetes 1.29 or later (the default)
-  --classic            the sidecar as a plain container, for clusters before 1.29
+  --classic            a plain container, for clusters before 1.29
   --image IMAGE        the sidecar's image (default: oomwatch:VERSION)
 `
 

@@ -165,5 +165,7 @@ t.test('the command: files and stdin, exit 2 with the reason and nothing written
     { code: 2, out: '', err: /document 2 .*already there/ },
     'a refusal in a later document: nothing is written, not a half-injected stream',
   )
-  t.match(run(['--help']), { code: 0, out: /kubectl get deploy\/x -o yaml \| oomwatch inject/ })
+  const help = run(['--help'])
+  t.match(help, { code: 0, out: /kubectl get deploy\/x -o yaml \\\n +\| oomwatch inject --token-secret/ })
+  for (const line of help.out.split('\n')) t.ok(line.length <= 80, `help fits 80 columns: ${line}`)
 })
