@@ -2,7 +2,17 @@ import { readFileSync } from 'node:fs'
 import { totalmem } from 'node:os'
 import type { Logger } from 'pino'
 import { Actor } from './act/actor.js'
-import { actionsEnabled, AgentConfigError, journalSink, openJournal, pageSize, streamToken } from './agent/setup.js'
+import { Degradations } from './agent/degradations.js'
+import {
+  actionsEnabled,
+  AgentConfigError,
+  cannotListen,
+  checkProcReadable,
+  journalSink,
+  openJournalOrMemory,
+  pageSize,
+  streamToken,
+} from './agent/setup.js'
 import { readyNote, Status } from './agent/status.js'
 import { captureStack } from './capture/capture.js'
 import { FlamegraphRecorder, FlamegraphStore } from './capture/flamegraph.js'
@@ -20,11 +30,12 @@ import type { PyspyInfo } from './protocol/values.js'
 import { SelfUsage } from './self-usage.js'
 import { connectionCap, ownNofileSoft } from './stream/fd-budget.js'
 import { Greeter } from './stream/greeting.js'
+import { ProbeServer } from './stream/probe-server.js'
 import { StreamServer } from './stream/server.js'
 import { StreamStats } from './stream/stats.js'
 import { Watcher } from './watch/watcher.js'
 
-export { AgentConfigError } from './agent/setup.js'
+export { AgentConfigError, type DegradeReason } from './agent/setup.js'
 
 /** The package version, from package.json beside src/ and dist/. */
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
@@ -35,10 +46,13 @@ interface Parts {
   config: Config
   pyspy: PyspyInfo
   port: number
+  /** Where `/metrics` and the probes are served without the token, when `--metrics-port` is set. */
+  metricsPort: number | undefined
   hub: EventHub
   journal: Journal
   watcher: Watcher
   server: StreamServer
+  probes: ProbeServer | undefined
   self: SelfUsage
   logger: Logger
   flamegraphs: FlamegraphStore
@@ -58,6 +72,7 @@ export class Agent {
   readonly config: Config
   readonly pyspy: PyspyInfo
   readonly port: number
+  readonly metricsPort: number | undefined
   /** Every event goes through it; subscribe to see them (tests, future sinks). */
   readonly hub: EventHub
   readonly #parts: Parts
@@ -68,17 +83,25 @@ export class Agent {
     this.config = parts.config
     this.pyspy = parts.pyspy
     this.port = parts.port
+    this.metricsPort = parts.metricsPort
     this.hub = parts.hub
   }
 
   /** Finds py-spy, opens the journal, starts the stream server, then the watching. */
   static async start(config: Config, logger: Logger): Promise<Agent> {
+    const degradations = new Degradations(logger)
     const pyspy = await locatePyspy(config.pyspy)
-    if ('error' in pyspy && config.pyspy !== undefined) throw new AgentConfigError(`${pyspy.error}; ${pyspy.remedy}`)
-    if ('error' in pyspy) logger.warn({ pyspy }, `py-spy not found: incidents will carry no stack. ${pyspy.remedy}`)
+    if ('error' in pyspy && config.pyspy !== undefined) {
+      const message = `${pyspy.error}; ${pyspy.remedy}`
+      if (!config.failOpen) throw new AgentConfigError(message, 'pyspy-missing')
+      degradations.add('pyspy-missing', `${message}; incidents carry no stack meanwhile`)
+    }
+    if ('error' in pyspy && config.pyspy === undefined)
+      logger.warn({ pyspy }, `py-spy not found: incidents will carry no stack. ${pyspy.remedy}`)
+    checkProcReadable(config.procRoot)
     // Before the journal opens: a token file that went bad since the configuration was read ends the start here.
     const token = streamToken(config, logger)
-    const journal = openJournal(config)
+    const journal = openJournalOrMemory(config, degradations)
     if (journal.skippedLines > 0) {
       logger.warn(
         { skippedLines: journal.skippedLines },
@@ -125,10 +148,17 @@ export class Agent {
     })
 
     // The sinks: each reads the events, or a narrow status, and nothing else.
-    const status = new Status(watcher, readyNote(pyspy))
+    const status = new Status(watcher, [readyNote(pyspy), ...degradations.notes()].join('\n'))
     const history = new MemoryHistory()
     const streamStats = new StreamStats()
-    const metrics = new Metrics({ version: VERSION, pyspyFound: 'path' in pyspy, status, stream: streamStats })
+    const metrics = new Metrics({
+      version: VERSION,
+      pyspyFound: 'path' in pyspy,
+      status,
+      stream: streamStats,
+      pidLabels: config.metricsPid,
+      degraded: () => degradations.reasons(),
+    })
     const hello = { version: VERSION, startedAt, config: redactConfig(config), pyspy }
     const greeting = new Greeter({ hub, journal, hello, status, usage: self, history })
     const cap = connectionCap(config.maxConnections, ownNofileSoft())
@@ -148,14 +178,22 @@ export class Agent {
       },
       { status, greeting, metrics, flamegraphs, stats: streamStats, logger },
     )
-    const port = await server.listen().catch((error: NodeJS.ErrnoException) => {
+    const probes =
+      config.metricsPort === undefined
+        ? undefined
+        : new ProbeServer({ host: config.host, port: config.metricsPort, status, metrics, logger })
+    let port: number
+    let metricsPort: number | undefined
+    try {
+      port = await server.listen().catch(cannotListen(config.host, config.port, '--port / OOMWATCH_PORT'))
+      metricsPort = await probes
+        ?.listen()
+        .catch(cannotListen(config.host, config.metricsPort ?? 0, '--metrics-port / OOMWATCH_METRICS_PORT'))
+    } catch (error) {
+      await server.close()
       journal.close()
-      throw new AgentConfigError(
-        `cannot listen on ${config.host}:${config.port} (${error.code ?? error.message}): ` +
-          'choose another --port / OOMWATCH_PORT or --host / OOMWATCH_HOST',
-        { cause: error },
-      )
-    })
+      throw error
+    }
     // The journal first: an event is on disk before any client or log line has it.
     hub.subscribe(journalSink(journal, logger))
     hub.subscribe(logSink(logger))
@@ -163,9 +201,34 @@ export class Agent {
     hub.subscribeAll(server.sink)
     hub.subscribe(metrics.sink)
 
-    const parts = { config, pyspy, port, hub, journal, watcher, server, self, logger, flamegraphs, recorder, actor, status }
+    const parts = {
+      config,
+      pyspy,
+      port,
+      metricsPort,
+      hub,
+      journal,
+      watcher,
+      server,
+      probes,
+      self,
+      logger,
+      flamegraphs,
+      recorder,
+      actor,
+      status,
+    }
     logger.info(
-      { port, host: config.host, pyspy, version: VERSION, lastSeq: journal.lastSeq, rssBytes: self.current.rssBytes, connections: cap },
+      {
+        port,
+        metricsPort,
+        host: config.host,
+        pyspy,
+        version: VERSION,
+        lastSeq: journal.lastSeq,
+        rssBytes: self.current.rssBytes,
+        connections: cap,
+      },
       `oomwatch ${VERSION} listening on ws://${config.host}:${port}/`,
     )
     watcher.start()
@@ -175,12 +238,12 @@ export class Agent {
   /** Stops watching (killing any py-spy), closes clients with 1001, flushes the journal and log. Idempotent. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
-      const { watcher, actor, server, self, journal, logger, flamegraphs, recorder, status } = this.#parts
+      const { watcher, actor, server, probes, self, journal, logger, flamegraphs, recorder, status } = this.#parts
       status.stopping = true
       // The watcher waits for its after-incident steps: a recording under way is killed meanwhile, not waited out.
       await Promise.all([watcher.stop(), recorder?.stop()])
       await actor?.stop()
-      await server.close()
+      await Promise.all([server.close(), probes?.close()])
       self.stop()
       journal.close()
       flamegraphs.remove()

@@ -4,8 +4,10 @@
 // 20 MiB on Node 24, CPU within noise (BENCHMARKS.md). --lite-mode saves the same but turns
 // WebAssembly off, with a warning on Node 20. The image's `oomwatch` and npm start run this line.
 import { readFileSync } from 'node:fs'
-import { Agent, AgentConfigError, VERSION } from './agent.js'
-import { ConfigError, helpText, loadConfig, startWarnings } from './config.js'
+import type { Logger } from 'pino'
+import { Agent, AgentConfigError, VERSION, type DegradeReason } from './agent.js'
+import { runDegraded } from './agent/degraded.js'
+import { ConfigError, DEFAULTS, helpText, loadConfig, startWarnings, type Config } from './config.js'
 import { createLogger } from './log.js'
 
 const STOP_DEADLINE_MS = 1800
@@ -28,7 +30,7 @@ async function main(): Promise<number | undefined> {
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error
     process.stderr.write(`oomwatch: ${error.message}\nRun oomwatch --help for every setting.\n`)
-    return 2
+    return error.parsed.failOpen === true ? degrade('config', error.problems.join('; '), error.parsed) : 2
   }
   if ('help' in loaded) return (void process.stdout.write(helpText()), 0)
   if ('version' in loaded) return (void process.stdout.write(`${VERSION}\n`), 0)
@@ -40,8 +42,22 @@ async function main(): Promise<number | undefined> {
   } catch (error) {
     if (!(error instanceof AgentConfigError)) throw error
     process.stderr.write(`oomwatch: ${error.message}\n`)
-    return 2
+    return loaded.failOpen ? degrade(error.reason, error.message, loaded) : 2
   }
+  stopOnSignals(logger, () => agent.stop())
+  return undefined
+}
+
+/** `--fail-open`: a start that could not finish serves its probes, degraded, instead of exiting 2. */
+async function degrade(reason: DegradeReason, message: string, parsed: Partial<Config>): Promise<undefined> {
+  const logger = createLogger(parsed.logLevel ?? DEFAULTS.logLevel)
+  const port = parsed.metricsPort ?? parsed.port ?? DEFAULTS.port
+  const degraded = await runDegraded({ reason, message, version: VERSION, host: parsed.host ?? DEFAULTS.host, port, logger })
+  stopOnSignals(logger, () => degraded.stop())
+  return undefined
+}
+
+function stopOnSignals(logger: Logger, stopAll: () => Promise<void>): void {
   const stop = (signal: NodeJS.Signals) => {
     logger.info({ signal }, `stopping on ${signal}`)
     // Kubernetes waits terminationGracePeriodSeconds, but a sidecar should not make it wait:
@@ -51,11 +67,10 @@ async function main(): Promise<number | undefined> {
       logger.flush()
       process.exit(0)
     }, STOP_DEADLINE_MS).unref()
-    void agent.stop().then(() => process.exit(0))
+    void stopAll().then(() => process.exit(0))
   }
   process.once('SIGTERM', stop)
   process.once('SIGINT', stop)
-  return undefined
 }
 
 main().then(

@@ -1,4 +1,5 @@
 import type { ProcessInfo } from './protocol/events.js'
+import type { ContainerReading } from './watch/containers.js'
 
 /**
  * What the sinks (the stream server, the metrics) may read of the agent besides its
@@ -13,4 +14,6 @@ export interface AgentStatus {
   readonly readyNote: string | undefined
   /** The processes watched now, with their latest RSS. */
   processes(): ProcessInfo[]
+  /** Their containers: usage, limit, and predicted seconds to the limit. */
+  containers(): ContainerReading[]
 }

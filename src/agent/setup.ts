@@ -1,14 +1,27 @@
 import { execFileSync } from 'node:child_process'
+import { readdirSync } from 'node:fs'
 import type { Logger } from 'pino'
 import { isLoopback, type Config } from '../config.js'
 import type { Sink } from '../hub.js'
+import type { Degradations } from './degradations.js'
 import { childEnvironment } from '../exec/child-env.js'
 import { Journal } from '../journal/journal.js'
 import { fixedToken, TokenFile, type TokenSource } from '../stream/token-source.js'
 
-/** Thrown by `Agent.start` for a setting that cannot work; the CLI exits 2 on it. */
+/** Why a start could not finish: `oomwatch_degraded{reason}` in a fail-open start. */
+export type DegradeReason = 'config' | 'token' | 'journal' | 'pyspy-missing' | 'proc-unreadable' | 'listen'
+
+/** Thrown by `Agent.start` for a setting that cannot work; the CLI exits 2 on it, or (`--fail-open`) serves its probes degraded. */
 export class AgentConfigError extends Error {
   readonly code = 'AGENT_CONFIG'
+
+  constructor(
+    message: string,
+    readonly reason: DegradeReason,
+    options?: ErrorOptions,
+  ) {
+    super(message, options)
+  }
 }
 
 /** Memory kept for fast replays; the journal on disk holds more. */
@@ -31,6 +44,43 @@ export function openJournal(config: Config): Journal {
     throw new AgentConfigError(
       `cannot use the journal directory ${config.journalDir} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): ` +
         'mount a writable volume there (an emptyDir), or unset --journal-dir / OOMWATCH_JOURNAL_DIR',
+      'journal',
+      { cause: error },
+    )
+  }
+}
+
+/** The journal; in a fail-open start, one in memory when the directory cannot be used (said in `degradations`). */
+export function openJournalOrMemory(config: Config, degradations: Degradations): Journal {
+  try {
+    return openJournal(config)
+  } catch (error) {
+    if (!config.failOpen || !(error instanceof AgentConfigError)) throw error
+    degradations.add('journal', `${error.message}; events are kept in memory meanwhile, and a restart will not replay them`)
+    return openJournal({ ...config, journalDir: undefined })
+  }
+}
+
+/** A listen that failed, as the setting to change: for `promise.catch`. */
+export function cannotListen(host: string, port: number, setting: string): (error: NodeJS.ErrnoException) => never {
+  return error => {
+    throw new AgentConfigError(
+      `cannot listen on ${host}:${port} (${error.code ?? error.message}): choose another ${setting} or --host / OOMWATCH_HOST`,
+      'listen',
+      { cause: error },
+    )
+  }
+}
+
+/** Nothing can be watched without listing the processes: a procfs that cannot be read ends the start. */
+export function checkProcReadable(procRoot: string): void {
+  try {
+    readdirSync(procRoot)
+  } catch (error) {
+    throw new AgentConfigError(
+      `cannot list processes in ${procRoot} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): ` +
+        'oomwatch reads /proc to find Python processes; run it where /proc is mounted and readable',
+      'proc-unreadable',
       { cause: error },
     )
   }
@@ -67,7 +117,7 @@ export function pageSize(): number {
 export function streamToken(config: Config, logger: Logger): TokenSource | undefined {
   if (config.tokenFile !== undefined) {
     const file = TokenFile.open({ path: config.tokenFile, beyondLoopback: !isLoopback(config.host), logger })
-    if ('reason' in file) throw new AgentConfigError(`--token-file / OOMWATCH_TOKEN_FILE "${config.tokenFile}": ${file.reason}`)
+    if ('reason' in file) throw new AgentConfigError(`--token-file / OOMWATCH_TOKEN_FILE "${config.tokenFile}": ${file.reason}`, 'token')
     return file
   }
   return config.token === undefined ? undefined : fixedToken(config.token)

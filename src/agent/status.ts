@@ -1,12 +1,14 @@
 import type { ProcessInfo } from '../protocol/events.js'
 import type { PyspyInfo } from '../protocol/values.js'
 import type { AgentStatus } from '../status.js'
+import type { ContainerReading } from '../watch/containers.js'
 
 /** What the status reads of the watch loop. */
 export interface WatchState {
   readonly ready: boolean
   readonly alive: boolean
   processes(): ProcessInfo[]
+  containers(): ContainerReading[]
 }
 
 /** The agent's state as the sinks read it: the watch loop's, and whether the agent is stopping. */
@@ -32,6 +34,10 @@ export class Status implements AgentStatus {
 
   processes(): ProcessInfo[] {
     return this.#watch.processes()
+  }
+
+  containers(): ContainerReading[] {
+    return this.#watch.containers()
   }
 }
 

@@ -83,6 +83,16 @@ export function locateMemoryCgroup(entries: CgroupEntry[], mounts: MountEntry[])
 }
 
 /**
+ * The memory cgroup's path as `entries` give it (the v1 memory line, else the v2 one): a
+ * container runtime names its leaf after the container, where a sidecar's view of the
+ * mount cannot (it sees the app's own cgroup mounted at `/`).
+ */
+export function memoryCgroupPath(entries: CgroupEntry[]): string {
+  const line = entries.find(e => e.hierarchy !== 0 && e.controllers.includes('memory')) ?? entries.find(e => e.hierarchy === 0)
+  return line?.path ?? '/'
+}
+
+/**
  * The cgroup directory and its ancestors inside the mount, innermost first, ending at
  * the mount point: the chain whose smallest limit is the one enforced.
  *

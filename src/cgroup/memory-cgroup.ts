@@ -6,7 +6,7 @@
 import { closeSync, openSync, readFileSync, statSync } from 'node:fs'
 import { posix } from 'node:path'
 import { CgroupClosedError, CgroupReadError } from './errors.js'
-import { ancestorDirs, locateMemoryCgroup } from './locate.js'
+import { ancestorDirs, locateMemoryCgroup, memoryCgroupPath, type MemoryCgroupLocation } from './locate.js'
 import { PreadWhole } from '../proc/pread-whole.js'
 import { parseBytes, parseKeyedCounters, parseLimit, parseMountinfo, parseProcCgroup } from './parse.js'
 import type { MemoryLimit } from '../protocol/values.js'
@@ -26,6 +26,8 @@ export interface MemoryCgroup {
   via: 'proc-root' | 'agent-mount'
   /** `dir` and its ancestors inside the mount, innermost first: where limits are looked for. */
   chain: string[]
+  /** Its path in `/proc/<pid>/cgroup`: a container runtime names the leaf after the container. */
+  path: string
   /** The effective limit when located (see {@link readLimit}); absent when nothing in the chain sets one. */
   limit?: { bytes: number; path: string }
 }
@@ -95,7 +97,7 @@ export function findMemoryCgroup(procRoot: string, pid: number, io: CgroupIo = n
     if (loc !== undefined) {
       const chain = ancestorDirs(posix.join(base, 'root', loc.mountPoint), loc.relative)
       const found = attempt(chain[0] as string, io.stat) // ancestorDirs puts the directory itself first
-      if ('ok' in found) return build(io, loc.version, chain, found.ok, 'proc-root')
+      if ('ok' in found) return build(io, loc, memoryCgroupPath(entries), chain, found.ok, 'proc-root')
       if (found.fail === 'gone') return undefined
     }
   } else if (mountinfo.fail === 'gone') {
@@ -107,7 +109,7 @@ export function findMemoryCgroup(procRoot: string, pid: number, io: CgroupIo = n
   if (loc === undefined) return undefined
   const chain = ancestorDirs(loc.mountPoint, loc.relative)
   const found = attempt(chain[0] as string, io.stat)
-  if ('ok' in found) return build(io, loc.version, chain, found.ok, 'agent-mount')
+  if ('ok' in found) return build(io, loc, memoryCgroupPath(entries), chain, found.ok, 'agent-mount')
   if (found.fail === 'gone') return undefined
   throw new CgroupReadError(chain[0] as string, found.err)
 }
@@ -122,8 +124,15 @@ function readText(io: CgroupIo, path: string): string {
 }
 
 /** Assembles the located cgroup, its identity from the directory's stat, and its limit. */
-function build(io: CgroupIo, version: 1 | 2, chain: string[], st: { dev: number; ino: number }, via: MemoryCgroup['via']): MemoryCgroup {
-  const cg: MemoryCgroup = { id: `${version}:${st.dev}:${st.ino}`, version, dir: chain[0] as string, via, chain }
+function build(
+  io: CgroupIo,
+  { version }: MemoryCgroupLocation,
+  path: string,
+  chain: string[],
+  st: { dev: number; ino: number },
+  via: MemoryCgroup['via'],
+): MemoryCgroup {
+  const cg: MemoryCgroup = { id: `${version}:${st.dev}:${st.ino}`, version, dir: chain[0] as string, via, chain, path }
   const limit = readLimit(cg, io)
   if (limit !== undefined) cg.limit = limit
   return cg

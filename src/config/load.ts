@@ -78,7 +78,7 @@ export function loadConfig(argv: string[], env: Record<string, string | undefine
     origins.set(key, origin)
   }
 
-  // The one rule across settings: both values must have passed their own checks first.
+  // Rules across settings: both values must have passed their own checks first.
   const fastOrigin = origins.get('fastIntervalMs')
   const intervalOrigin = origins.get('intervalMs')
   const interval = values.intervalMs as number
@@ -87,6 +87,11 @@ export function loadConfig(argv: string[], env: Record<string, string | undefine
     const from =
       intervalOrigin.from === 'default' ? `the default of --${flag} / ${env}` : `from ${intervalOrigin.from === 'flag' ? `--${flag}` : env}`
     problems.push(problem(SETTINGS.fastIntervalMs, fastOrigin, `expected at most the interval (${interval} ms, ${from})`))
+  }
+
+  const metricsOrigin = origins.get('metricsPort')
+  if (metricsOrigin && origins.get('port') && values.metricsPort !== 0 && values.metricsPort === values.port) {
+    problems.push(problem(SETTINGS.metricsPort, metricsOrigin, 'expected another port than --port / OOMWATCH_PORT (the stream is there)'))
   }
 
   // Stacks and command lines are for the people on call, not for whoever reaches the port.
@@ -105,7 +110,7 @@ export function loadConfig(argv: string[], env: Record<string, string | undefine
   }
   problems.push(...tokenProblems(values, origins))
 
-  if (problems.length > 0) throw new ConfigError(problems)
+  if (problems.length > 0) throw new ConfigError(problems, values)
   return values as unknown as Config
 }
 

@@ -1,7 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
-import { commandName } from '../format/command-name.js'
-import type { OomwatchEvent, ProcessInfo } from '../protocol/events.js'
+import type { OomwatchEvent } from '../protocol/events.js'
 import type { AgentStatus } from '../status.js'
+import { registerWatchedGauges } from './watched-gauges.js'
 
 /** The stream's counts, as the metrics read them at each scrape. */
 export interface StreamStats {
@@ -16,10 +16,14 @@ export interface StreamStats {
 /** What the metrics read at each scrape, besides the events they count. */
 export interface MetricsSources {
   version: string
-  /** True when py-spy was found at start. */
-  pyspyFound: boolean
-  /** The processes watched now, with their latest RSS. */
-  status: Pick<AgentStatus, 'processes'>
+  /** True when py-spy was found at start; undefined when it was not looked for (a degraded start). */
+  pyspyFound: boolean | undefined
+  /** The processes and containers watched now. */
+  status: Pick<AgentStatus, 'processes' | 'containers'>
+  /** Label per-process series by pid too (one series per process). */
+  pidLabels?: boolean
+  /** Why the agent runs degraded, if it does: `oomwatch_degraded{reason}`. */
+  degraded?: () => readonly string[]
   /** The stream server's counts. */
   stream: StreamStats
 }
@@ -30,9 +34,8 @@ const CAPTURE_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 /**
  * oomwatch's Prometheus metrics (prom-client, its own registry): the default process and
  * Node.js metrics, and `oomwatch_*` ones. Counters follow the event stream (subscribe
- * {@link Metrics.sink} to the hub with `subscribe`: memory frames are not events); per-process
- * gauges are read from the agent's status at each scrape, so a process that exited is gone
- * from the next one.
+ * {@link Metrics.sink} to the hub with `subscribe`: memory frames are not events); the
+ * gauges of what is watched are read from the agent's status at each scrape.
  */
 export class Metrics {
   readonly registry = new Registry()
@@ -47,48 +50,30 @@ export class Metrics {
     const registers = [this.registry]
     // 1 s, not prom-client's 10 ms: the event-loop histogram's timer wakes the agent at that rate (each wake-up of Node costs ~0.15 ms of CPU here).
     collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 1000 })
-    new Gauge({ name: 'oomwatch_info', help: 'Always 1; the agent version is a label.', labelNames: ['version'], registers }).set(
-      { version: sources.version },
-      1,
-    )
     new Gauge({
-      name: 'oomwatch_pyspy_available',
-      help: '1 when py-spy was found at start (else incidents carry no stack).',
+      name: 'oomwatch_build_info',
+      help: 'Always 1; the agent and Node.js versions are labels.',
+      labelNames: ['version', 'node'],
       registers,
-    }).set(sources.pyspyFound ? 1 : 0)
-    const labelNames = ['pid', 'command'] as const
-    const perProcess = (name: string, help: string, value: (p: ProcessInfo) => number | undefined) =>
+    }).set({ version: sources.version, node: process.version }, 1)
+    if (sources.pyspyFound !== undefined) {
       new Gauge({
-        name,
-        help,
-        labelNames,
+        name: 'oomwatch_pyspy_available',
+        help: '1 when py-spy was found at start (else incidents carry no stack).',
         registers,
-        collect() {
-          this.reset()
-          for (const p of sources.status.processes()) {
-            const v = value(p)
-            if (v !== undefined) this.set({ pid: String(p.pid), command: commandName(p.cmdline) }, v)
-          }
-        },
-      })
+      }).set(sources.pyspyFound ? 1 : 0)
+    }
     new Gauge({
-      name: 'oomwatch_watched_processes',
-      help: 'Python processes watched now.',
+      name: 'oomwatch_degraded',
+      help: 'Present, at 1, for each reason the agent runs degraded: a start that could not finish (see /readyz and the log).',
+      labelNames: ['reason'],
       registers,
       collect() {
-        this.set(sources.status.processes().length)
+        this.reset()
+        for (const reason of sources.degraded?.() ?? []) this.set({ reason }, 1)
       },
     })
-    perProcess('oomwatch_process_resident_memory_bytes', 'Resident set size of a watched Python process, bytes.', p => p.memory.rssBytes)
-    perProcess(
-      'oomwatch_process_memory_limit_bytes',
-      "The memory limit the OOM killer enforces on a watched process (its container's cgroup, else the configured or host memory), bytes.",
-      p => p.memory.limit.bytes,
-    )
-    perProcess('oomwatch_process_nofile_hard_limit', 'Hard RLIMIT_NOFILE of a watched process, in files (+Inf when unlimited).', p => {
-      const hard = p.rlimits.NOFILE?.hard
-      return hard === 'unlimited' ? Infinity : hard
-    })
+    registerWatchedGauges(this.registry, sources.status, sources.pidLabels ?? false)
     this.#incidents = new Counter({
       name: 'oomwatch_incidents_total',
       help: 'Runaways caught, by trigger reason.',

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import type { ProcStat, ProcStatus } from '../types.js'
 import { parseCmdline } from './cmdline.js'
+import { nameFromEnviron } from './container-name.js'
 import { isVanished, ProcReadError } from './errors.js'
 import { parseLimits } from './limits.js'
 import { parseStat } from './stat.js'
@@ -65,6 +66,21 @@ export class ProcReader {
     const path = this.path(pid, 'cmdline')
     const buf = this.attempt(path, () => readFileSync(path))
     return buf === undefined ? undefined : parseCmdline(buf)
+  }
+
+  /**
+   * The container name `oomwatch inject` put in its environment (`/proc/<pid>/environ`, as the
+   * process started). Reading it takes ptrace rights: without them, `undefined`, as for a vanished process.
+   */
+  injectedContainerName(pid: number): string | undefined {
+    const path = this.path(pid, 'environ')
+    try {
+      const buf = this.attempt(path, () => readFileSync(path))
+      return buf === undefined ? undefined : nameFromEnviron(buf)
+    } catch (error) {
+      if (error instanceof ProcReadError && error.code === 'PROC_ACCESS') return undefined
+      throw error
+    }
   }
 
   /**

@@ -26,6 +26,8 @@ export interface ProcessInfo {
   startTime: number
   cmdline: string[]
   exe?: string
+  /** Its container: the name `oomwatch inject` gave it, else its cgroup's id or name; `''` when unknown. */
+  container?: string
   python: PythonIdentity
   /** The full rlimit table. */
   rlimits: RlimitTable

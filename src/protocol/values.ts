@@ -103,3 +103,9 @@ export interface Risk {
 
 /** Why a capture was triggered. */
 export type TriggerReason = 'time-to-limit' | 'limit-fraction'
+
+/**
+ * The variable `oomwatch inject` sets on each app container: its name, which the kernel
+ * does not know. oomwatch reads it from a process's environment to label its metrics.
+ */
+export const CONTAINER_NAME_VARIABLE = 'OOMWATCH_CONTAINER_NAME'

@@ -27,7 +27,7 @@ export interface FlamegraphFiles {
 
 /** What the HTTP routes read. */
 export interface RouteSources {
-  status: Pick<AgentStatus, 'ready' | 'live' | 'readyNote'>
+  status: ProbeStatus
   /** `/metrics` and flame graphs need it (header or `?token=`) when set; read at each request. */
   token?: TokenSource | undefined
   /** Without a token: host names a request may be addressed to besides localhost and IP addresses. */
@@ -74,12 +74,7 @@ export function routes(sources: RouteSources): (req: IncomingMessage, res: Serve
     if (url === undefined) return reply(res, 400, 'the request target is not a URL\n')
     const path = url.pathname
     const { status, page } = sources
-    if (path === '/livez') return status.live ? reply(res, 200, 'ok\n') : reply(res, 503, NOT_LIVE)
-    if (path === '/readyz') {
-      if (!status.ready) return reply(res, 503, 'starting: first scan not done\n')
-      const note = status.readyNote
-      return reply(res, 200, note === undefined ? 'ready\n' : `ready\n${note}\n`)
-    }
+    if (answerProbe(path, status, res)) return
     // The probes above are open to any Host: the kubelet sends the pod's IP, and they tell nothing but up or down.
     const { host } = req.headers
     if (sources.token === undefined && !hostAllowed(host, sources.allowedHosts)) {
@@ -114,6 +109,32 @@ export function routes(sources: RouteSources): (req: IncomingMessage, res: Serve
       })
       .pipe(res)
   }
+}
+
+/**
+ * `/livez` and `/readyz`, open to any Host and without the token: the kubelet sends the pod's
+ * IP, and they tell nothing but up or down (and, in `/readyz`'s body, why not ready).
+ *
+ * @returns false when `path` is neither
+ */
+export function answerProbe(path: string, status: ProbeStatus, res: ServerResponse): boolean {
+  if (path === '/livez') {
+    if (status.live) reply(res, 200, 'ok\n')
+    else reply(res, 503, NOT_LIVE)
+    return true
+  }
+  if (path !== '/readyz') return false
+  const note = status.readyNote
+  if (status.degraded !== undefined) reply(res, 503, `degraded: ${status.degraded}\n`)
+  else if (!status.ready) reply(res, 503, 'starting: first scan not done\n')
+  else reply(res, 200, note === undefined ? 'ready\n' : `ready\n${note}\n`)
+  return true
+}
+
+/** What the probes read. */
+export type ProbeStatus = Pick<AgentStatus, 'ready' | 'live' | 'readyNote'> & {
+  /** Why the agent runs degraded (a start that could not finish): `/readyz` says it with 503. */
+  readonly degraded?: string | undefined
 }
 
 /** The page's HTML, to browsers only: anything else at `/` is told to upgrade. */
@@ -153,6 +174,6 @@ function safeDecode(segment: string): string {
   }
 }
 
-function reply(res: ServerResponse, status: number, body: string): void {
+export function reply(res: ServerResponse, status: number, body: string): void {
   res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' }).end(body)
 }

@@ -7,7 +7,8 @@ import type { PythonIdentity, RlimitTable } from '../protocol/values.js'
 /** What missing ptrace rights cost: said once, when reading processes is refused. */
 export const NO_PTRACE = 'without ptrace rights (CAP_SYS_PTRACE), Python is recognised by its command line, and py-spy will be refused'
 /** What discovery reads of a pid. */
-export type DiscoveryReads = Pick<ProcReader, 'exe' | 'cmdline' | 'maps' | 'stat' | 'limits'>
+export type DiscoveryReads = Pick<ProcReader, 'exe' | 'cmdline' | 'maps' | 'stat' | 'limits'> &
+  Partial<Pick<ProcReader, 'injectedContainerName'>>
 
 /** A Python process found by a scan, with what was read of it. */
 export interface Found {
@@ -20,6 +21,8 @@ export interface Found {
   python: PythonIdentity
   rlimits: RlimitTable
   rssPages: number
+  /** The container name `oomwatch inject` set in its environment. */
+  injectedContainer?: string
   /** When it was seen to become Python, where an earlier look found another program (a wrapper that exec'd it). */
   execSeenAt?: number
 }
@@ -177,6 +180,17 @@ export class Discovery {
     const stat = this.proc.stat(pid)
     const rlimits = this.proc.limits(pid)
     if (!stat || !rlimits) return undefined
-    return { pid, ppid: stat.ppid, startTime: stat.startTime, cmdline, exe: exe.path, python, rlimits, rssPages: stat.rssPages }
+    const injectedContainer = this.proc.injectedContainerName?.(pid)
+    return {
+      pid,
+      ppid: stat.ppid,
+      startTime: stat.startTime,
+      cmdline,
+      exe: exe.path,
+      python,
+      rlimits,
+      rssPages: stat.rssPages,
+      ...(injectedContainer !== undefined && { injectedContainer }),
+    }
   }
 }

@@ -9,11 +9,10 @@ import { Discovery, NO_PTRACE, type Found } from './discovery.js'
 import type { Group } from './group.js'
 import { Groups } from './groups.js'
 import { fastestGrowing, isRising, mostUrgent } from './judge.js'
-import type { MemoryReading } from './memory-reading.js'
 import { exitOf } from './post-mortem.js'
 import type { Decision, TickResult } from './decisions.js'
 import type { Births, Sensors } from './sensors.js'
-import { infoNow, memoryReading, watchedFrom, type Watched } from './watched.js'
+import { infoNow, watchedFrom, type Watched } from './watched.js'
 import type { OomKillPayload, ProcessInfo } from '../protocol/events.js'
 
 /** The settings a watch step decides by. */
@@ -92,9 +91,9 @@ export class WatchStep {
     return Array.from(this.#watched.values(), infoNow)
   }
 
-  /** Each watched process's last RSS and limit. */
-  memory(): MemoryReading[] {
-    return Array.from(this.#watched.values(), memoryReading)
+  /** The processes watched now, to be read (`memoryReading`, `containerReadings`), not changed. */
+  watched(): IterableIterator<Watched> {
+    return this.#watched.values()
   }
 
   /** Whether `w` is still heading for its limit, on the samples taken since (its group's usage where there is one). */

@@ -1,4 +1,5 @@
 import type { MemoryCgroup } from '../cgroup/memory-cgroup.js'
+import { containerName } from '../proc/container-name.js'
 import { CaptureGate } from '../detect/cooldown.js'
 import { findRisks } from '../detect/rlimit-rules.js'
 import { Series } from '../detect/series.js'
@@ -61,6 +62,7 @@ export function watchedFrom(found: Found, group: Group, options: WatchedOptions)
     cmdline: options.redactor.cmdline(found.cmdline),
     // argv[0] where the exe link is unreadable, and a path the program chose in any case.
     exe: options.redactor.text(found.exe),
+    container: containerName(found.injectedContainer, cgroup?.path),
     python: found.python,
     rlimits: found.rlimits,
     memory: {

@@ -12,7 +12,8 @@ import type { MemoryReading } from './memory-reading.js'
 import { ProcSensors, type Births } from './sensors.js'
 import type { Decision } from './decisions.js'
 import { WatchStep, type StepConfig } from './step.js'
-import type { Watched } from './watched.js'
+import { memoryReading, type Watched } from './watched.js'
+import { containerReadings, type ContainerReading } from './containers.js'
 import type { EventPayload, IncidentPayload, ProcessInfo } from '../protocol/events.js'
 
 /**
@@ -122,6 +123,11 @@ export class Watcher {
     return this.#step.processes()
   }
 
+  /** The containers of the processes watched now, with their usage, limit and growth. */
+  containers(): ContainerReading[] {
+    return containerReadings(this.#step.watched())
+  }
+
   /** Runs the first tick now and keeps ticking until `stop()`. */
   start(): void {
     this.#tick()
@@ -164,7 +170,7 @@ export class Watcher {
     const now = this.#now()
     if (!sampling || now - this.#lastMemorySample < sampling.everyMs) return
     this.#lastMemorySample = now
-    this.#guarded(() => sampling.take(this.#step.memory()))
+    this.#guarded(() => sampling.take(Array.from(this.#step.watched(), memoryReading)))
   }
 
   #guarded(work: () => void): void {

@@ -58,6 +58,7 @@ t.test('findMemoryCgroup on fixture trees', async t => {
       dir,
       via: 'proc-root',
       chain: [dir],
+      path: '/',
       limit: { bytes: 536870912, path: `${dir}/memory.max` },
     })
     t.strictSame(toMemoryLimit(cg as MemoryCgroup), {
@@ -97,6 +98,7 @@ t.test('findMemoryCgroup on fixture trees', async t => {
       dir,
       via: 'proc-root',
       chain: [dir],
+      path: '/kubepods/burstable/pod7c1e2d3f-0a4b-4c5d-8e6f-90a1b2c3d4e5/3b5f6a7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192',
       limit: { bytes: 268435456, path: `${dir}/memory.limit_in_bytes` },
     })
     t.equal(toMemoryLimit(cg as MemoryCgroup)?.source, 'cgroup-v1')
@@ -225,7 +227,7 @@ t.test('agent-mount fallback when the target has no mount showing its cgroup', a
 
 t.test('readLimit re-reads the chain', async t => {
   const dir = t.testdir({ 'memory.max': '1048576\n', child: { 'memory.max': 'max\n' } })
-  const cg: MemoryCgroup = { id: 'x', version: 2, dir: `${dir}/child`, via: 'proc-root', chain: [`${dir}/child`, dir] }
+  const cg: MemoryCgroup = { id: 'x', version: 2, dir: `${dir}/child`, via: 'proc-root', chain: [`${dir}/child`, dir], path: '/child' }
   t.strictSame(readLimit(cg), { bytes: 1048576, path: `${dir}/memory.max` })
   writeFileSync(`${dir}/child/memory.max`, '524288\n')
   t.strictSame(readLimit(cg), { bytes: 524288, path: `${dir}/child/memory.max` }, 'resized in place')
@@ -269,7 +271,7 @@ t.test('CgroupCounters on fixture trees', async t => {
 
   t.test('the open descriptors follow in-place rewrites, any length', async t => {
     const dir = t.testdir({ 'memory.current': '7\n', 'memory.events': 'oom 0\noom_kill 0\n' })
-    const c = new CgroupCounters({ id: 'x', version: 2, dir, via: 'proc-root', chain: [dir] })
+    const c = new CgroupCounters({ id: 'x', version: 2, dir, via: 'proc-root', chain: [dir], path: '/' })
     t.equal(c.usage(), 7)
     writeFileSync(`${dir}/memory.current`, '123456789\n')
     t.equal(c.usage(), 123456789)
@@ -291,7 +293,7 @@ t.test('CgroupCounters on fixture trees', async t => {
   t.test('open and read failures', async t => {
     const fds = (): number => readdirSync('/proc/self/fd').length
     const dir = t.testdir({ 'memory.current': { 'not-a-file': '' }, 'memory.events': 'oom_kill 0\n' })
-    const cg: MemoryCgroup = { id: 'x', version: 2, dir, via: 'proc-root', chain: [dir] }
+    const cg: MemoryCgroup = { id: 'x', version: 2, dir, via: 'proc-root', chain: [dir], path: '/' }
     const c = new CgroupCounters(cg)
     t.throws(() => c.usage(), { code: 'CGROUP_READ', path: `${dir}/memory.current`, cause: { code: 'EISDIR' } })
     t.equal(c.oomKills(), 0)

@@ -123,7 +123,7 @@ export class FakeTree implements Sensors {
     }
     const dir = `/sys/fs/cgroup/${id}`
     return {
-      cgroup: { id, version: 2, dir, via: 'proc-root', chain: [dir] },
+      cgroup: { id, version: 2, dir, via: 'proc-root', chain: [dir], path: '/' },
       limit: { bytes: cgroup.limit, source: 'cgroup-v2', path: `${dir}/memory.max` },
     }
   }

@@ -30,6 +30,8 @@ t.test('defaults', async t => {
     maxClients: 64,
     maxConnections: 256,
     requestTimeoutMs: 10000,
+    metricsPid: false,
+    failOpen: false,
     clientBufferBytes: 8388608,
     onRunaway: 'none',
     stopGraceMs: 1000,
@@ -154,6 +156,9 @@ const BAD: Record<keyof Config, string> = {
   requestTimeoutMs: '99',
   allowedHosts: 'http://evil.example',
   clientBufferBytes: '1Ki',
+  metricsPort: '9642x',
+  metricsPid: 'yes',
+  failOpen: 'maybe',
   clampNofile: '0',
   onRunaway: 'kill',
   stopGraceMs: '0',
@@ -382,4 +387,20 @@ t.test('redactConfig hides the token and makes the match printable', async t => 
   t.notMatch(JSON.stringify(shown), 'hunter2')
   t.notOk('pyspy' in shown)
   t.strictSame(redactConfig(config([])), DEFAULTS)
+})
+
+t.test('--metrics-port: a port of its own, and what a failed parse still gives a fail-open start', async t => {
+  t.equal(config(['--metrics-port', '9643']).metricsPort, 9643)
+  t.equal(config(['--port', '0', '--metrics-port', '0']).metricsPort, 0, 'both free ports: no clash')
+  t.match(problemsOf(['--port', '9643', '--metrics-port', '9643']), [/--metrics-port.*expected another port than --port/])
+  try {
+    loadConfig(['--fail-open', 'true', '--metrics-port', '9643'], { OOMWATCH_INTERVAL_MS: 'soon' })
+    t.fail('a bad interval is a configuration error')
+  } catch (error) {
+    t.type(error, ConfigError)
+    const { parsed } = error as ConfigError
+    t.equal(parsed.failOpen, true, 'the settings that parsed are kept')
+    t.equal(parsed.metricsPort, 9643)
+    t.equal(parsed.intervalMs, undefined, 'the bad one is not')
+  }
 })

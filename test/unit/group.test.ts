@@ -14,7 +14,7 @@ function groupOver(t: Test) {
   const setUsage = (bytes: number) => writeFileSync(join(dir, 'memory.usage_in_bytes'), `${bytes}\n`)
   setUsage(10 * MiB)
   writeFileSync(join(dir, 'memory.oom_control'), 'oom_kill_disable 0\nunder_oom 0\noom_kill 0\n')
-  const cgroup: MemoryCgroup = { id: '1:test', version: 1, dir, via: 'agent-mount', chain: [dir] }
+  const cgroup: MemoryCgroup = { id: '1:test', version: 1, dir, via: 'agent-mount', chain: [dir], path: '/' }
   const group = new Group(
     '1:test',
     { bytes: LIMIT, source: 'cgroup-v1', path: join(dir, 'memory.limit_in_bytes'), via: 'agent-mount' },

@@ -5,7 +5,7 @@ import type { OomwatchEvent } from '../../src/protocol/events.js'
 // The exposition's counts, from the sources and the events (the scrape of a real agent is e2e/metrics.test.ts).
 t.test('kills are counted by whether oomwatch watched the process; refused connections mirror the server', async t => {
   const stream = { clients: 0, droppedEvents: 0, refusedConnections: 0 }
-  const metrics = new Metrics({ version: '0.0.0', pyspyFound: true, status: { processes: () => [] }, stream })
+  const metrics = new Metrics({ version: '0.0.0', pyspyFound: true, status: { processes: () => [], containers: () => [] }, stream })
   const stamp = { seq: 1, ts: '2026-12-02T00:00:00.000Z' }
   metrics.sink({ type: 'exit', pid: 5, cmdline: ['python3'], oomKilled: true, ...stamp })
   metrics.sink({ type: 'exit', pid: 6, cmdline: ['python3'], oomKilled: false, ...stamp })

@@ -1,6 +1,6 @@
 /** Settings: what the agent keeps and how it serves it (clients, log, journal). */
 import { statSync } from 'node:fs'
-import { bytesAtLeast, integer, milliseconds, nonEmpty } from '../parse.js'
+import { boolean, bytesAtLeast, integer, milliseconds, nonEmpty } from '../parse.js'
 import { optional, withDefault } from '../setting.js'
 
 /** The log levels pino knows, quietest last. */
@@ -93,6 +93,26 @@ export const SERVE_SETTINGS = {
       if (bad === undefined) return { value: names }
       return { reason: `expected host names without port or scheme (oomwatch.internal), separated by commas; "${bad}" is not one` }
     },
+  }),
+  metricsPid: withDefault({
+    flag: 'metrics-pid',
+    env: 'OOMWATCH_METRICS_PID',
+    arg: '<true|false>',
+    describe:
+      'Label per-process metrics by pid too: one series per process, and a new one at each worker restart. ' +
+      'Off: one series per container and command.',
+    default: false,
+    parse: boolean,
+  }),
+  failOpen: withDefault({
+    flag: 'fail-open',
+    env: 'OOMWATCH_FAIL_OPEN',
+    arg: '<true|false>',
+    describe:
+      'A start that cannot finish (a bad setting, an unreadable token or /proc) leaves the agent up, degraded: ' +
+      'it says why in the log, /readyz and oomwatch_degraded, instead of exiting 2. For sidecars.',
+    default: false,
+    parse: boolean,
   }),
   clientBufferBytes: withDefault({
     flag: 'client-buffer',

@@ -38,6 +38,16 @@ export const TARGET_SETTINGS = {
         ? { value: text }
         : { reason: 'expected a host name or an IP address, such as 127.0.0.1, 0.0.0.0 or ::' },
   }),
+  metricsPort: optional({
+    flag: 'metrics-port',
+    env: 'OOMWATCH_METRICS_PORT',
+    arg: '<port>',
+    describe:
+      'A second port, on the same address, that serves /metrics, /livez and /readyz without the token ' +
+      '(for Prometheus and the kubelet); the stream stays on --port.',
+    unset: '/metrics on --port, behind the token',
+    parse: portNumber,
+  }),
   pyspy: optional({
     flag: 'pyspy',
     env: 'OOMWATCH_PYSPY',
