@@ -35,7 +35,8 @@ import { StreamServer } from './stream/server.js'
 import { StreamStats } from './stream/stats.js'
 import { Watcher } from './watch/watcher.js'
 
-export { AgentConfigError, type DegradeReason } from './agent/setup.js'
+export { AgentConfigError } from './agent/setup.js'
+export type { DegradeReason } from './agent/degradations.js'
 
 /** The package version, from package.json beside src/ and dist/. */
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })

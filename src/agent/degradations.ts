@@ -1,5 +1,7 @@
 import type { Logger } from 'pino'
-import type { DegradeReason } from './setup.js'
+
+/** Why a start could not finish: `oomwatch_degraded{reason}` in a fail-open start. */
+export type DegradeReason = 'config' | 'token' | 'journal' | 'pyspy-missing' | 'proc-unreadable' | 'listen'
 
 /**
  * What a fail-open start (`--fail-open`) went on without, each said loudly once in the log

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino'
 import { Metrics } from '../metrics/registry.js'
 import { ProbeServer } from '../stream/probe-server.js'
-import type { DegradeReason } from './setup.js'
+import type { DegradeReason } from './degradations.js'
 
 /** How often a degraded agent says again why: its first line may be long gone from `kubectl logs --tail`. */
 const REMIND_MS = 5 * 60_000

@@ -3,13 +3,10 @@ import { readdirSync } from 'node:fs'
 import type { Logger } from 'pino'
 import { isLoopback, type Config } from '../config.js'
 import type { Sink } from '../hub.js'
-import type { Degradations } from './degradations.js'
+import type { Degradations, DegradeReason } from './degradations.js'
 import { childEnvironment } from '../exec/child-env.js'
 import { Journal } from '../journal/journal.js'
 import { fixedToken, TokenFile, type TokenSource } from '../stream/token-source.js'
-
-/** Why a start could not finish: `oomwatch_degraded{reason}` in a fail-open start. */
-export type DegradeReason = 'config' | 'token' | 'journal' | 'pyspy-missing' | 'proc-unreadable' | 'listen'
 
 /** Thrown by `Agent.start` for a setting that cannot work; the CLI exits 2 on it, or (`--fail-open`) serves its probes degraded. */
 export class AgentConfigError extends Error {
