@@ -52,9 +52,31 @@ async function main(): Promise<number | undefined> {
 async function degrade(reason: DegradeReason, message: string, parsed: Partial<Config>): Promise<undefined> {
   const logger = createLogger(parsed.logLevel ?? DEFAULTS.logLevel)
   const port = parsed.metricsPort ?? parsed.port ?? DEFAULTS.port
-  const degraded = await runDegraded({ reason, message, version: VERSION, host: parsed.host ?? DEFAULTS.host, port, logger })
+  const degraded = await runDegraded({
+    reason,
+    message,
+    version: VERSION,
+    host: parsed.host ?? DEFAULTS.host,
+    port,
+    logger,
+    // A setting is fixed by a restart with another one, but a token file can appear (a Secret created after the pod).
+    recovered: reason === 'config' || reason === 'token' ? () => configLoads() : undefined,
+    onRecovered: () => {
+      logger.flush()
+      process.exit(0)
+    },
+  })
   stopOnSignals(logger, () => degraded.stop())
   return undefined
+}
+
+function configLoads(): boolean {
+  try {
+    loadConfig(process.argv.slice(2), process.env)
+    return true
+  } catch {
+    return false
+  }
 }
 
 function stopOnSignals(logger: Logger, stopAll: () => Promise<void>): void {

@@ -5,6 +5,8 @@ import type { DegradeReason } from './degradations.js'
 
 /** How often a degraded agent says again why: its first line may be long gone from `kubectl logs --tail`. */
 const REMIND_MS = 5 * 60_000
+/** How often it looks whether the cause is gone (a Secret mounted since, say). */
+const RECHECK_MS = 5000
 
 /** What a degraded agent knows: why it could not start, and where to answer probes. */
 export interface DegradedStart {
@@ -16,6 +18,14 @@ export interface DegradedStart {
   /** Where to listen: the metrics port when one parsed, else the stream's. */
   port: number
   logger: Logger
+  /**
+   * True once the cause is gone (the configuration now loads: a token Secret created after
+   * the pod started). The agent then exits 0, and its restart (the kubelet's, for a sidecar)
+   * starts it in full.
+   */
+  recovered?: (() => boolean) | undefined
+  /** Called once `recovered` says so, after the port is closed. */
+  onRecovered?: (() => void) | undefined
 }
 
 /** A degraded agent: running until stopped. */
@@ -55,11 +65,16 @@ export async function runDegraded(start: DegradedStart): Promise<Degraded> {
     const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message
     logger.error({ degraded: reason, host: start.host, port: start.port }, `cannot listen on ${start.host}:${start.port} (${code}) either`)
   }
-  return {
-    port,
-    stop: async () => {
-      clearInterval(reminder)
-      if (port !== undefined) await server.close()
-    },
+  const stop = async () => {
+    clearInterval(reminder)
+    clearInterval(recheck)
+    if (port !== undefined) await server.close()
   }
+  const recheck = setInterval(() => {
+    if (!start.recovered?.()) return
+    logger.info({ degraded: reason }, `the cause is gone (${reason}): exiting, for a restart in full`)
+    void stop().then(start.onRecovered)
+  }, RECHECK_MS)
+  if (start.recovered === undefined) clearInterval(recheck)
+  return { port, stop }
 }

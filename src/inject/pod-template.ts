@@ -1,6 +1,8 @@
-import { isMap, isSeq, type Document, type YAMLMap, type YAMLSeq } from 'yaml'
+import { isMap, isSeq, type Document, type Scalar, type YAMLMap, type YAMLSeq } from 'yaml'
+import { CONTAINER_NAME_VARIABLE } from '../protocol/values.js'
 import {
   INJECTED_ANNOTATION,
+  INJECTED_LABEL,
   JOURNAL_VOLUME,
   SIDECAR_NAME,
   sidecarContainer,
@@ -60,10 +62,34 @@ export function injectTemplate(doc: Document, paths: TemplatePaths, where: strin
   else list.items.push(container)
   const volumes = seqAt(doc, spec, 'volumes')
   for (const volume of sidecarVolumes(sidecarOptions)) volumes.items.push(doc.createNode(volume))
+  nameAppContainers(doc, spec)
   // Quoted: an annotation is a string, and a version such as 1.0 would read as a number.
-  const version = doc.createNode(options.version)
-  version.type = 'QUOTE_DOUBLE'
-  doc.setIn([...paths.metadata, 'annotations', INJECTED_ANNOTATION], version)
+  doc.setIn([...paths.metadata, 'annotations', INJECTED_ANNOTATION], quoted(doc, options.version))
+  doc.setIn([...paths.metadata, 'labels', INJECTED_LABEL], quoted(doc, 'true'))
+}
+
+function quoted(doc: Document, text: string): Scalar {
+  const node = doc.createNode(text) as Scalar
+  node.type = 'QUOTE_DOUBLE'
+  return node
+}
+
+/**
+ * Each app container gets its own name in its environment: the kernel knows a process's
+ * cgroup but not its container's name, and the agent labels metrics with it.
+ */
+function nameAppContainers(doc: Document, spec: YAMLMap): void {
+  const containers = spec.get('containers', true)
+  if (!isSeq(containers)) return
+  for (const container of containers.items) {
+    if (!isMap(container)) continue
+    const name = String(container.get('name'))
+    if (name === SIDECAR_NAME) continue
+    const env = seqAt(doc, container, 'env')
+    const ours = env.items.find(item => isMap(item) && item.get('name') === CONTAINER_NAME_VARIABLE)
+    if (isMap(ours)) ours.set('value', name)
+    else env.items.push(doc.createNode({ name: CONTAINER_NAME_VARIABLE, value: name }))
+  }
 }
 
 /** Removes the items of `spec[key]` with one of `names`, when `injected`; otherwise such an item is a conflict. */
@@ -84,11 +110,11 @@ function withoutLine(comment: string, line: string): string | undefined {
   return kept.length > 0 ? kept.join('\n') : undefined
 }
 
-/** The sequence at `spec[key]`, made when there is none. */
-function seqAt(doc: Document, spec: YAMLMap, key: string): YAMLSeq {
-  const found = spec.get(key, true)
+/** The sequence at `map[key]`, made when there is none. */
+function seqAt(doc: Document, map: YAMLMap, key: string): YAMLSeq {
+  const found = map.get(key, true)
   if (isSeq(found)) return found
   const made = doc.createNode([]) as YAMLSeq
-  spec.set(key, made)
+  map.set(key, made)
   return made
 }

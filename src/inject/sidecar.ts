@@ -15,6 +15,12 @@ export const TOKEN_VOLUME = 'oomwatch-token'
 /** Set on every pod template the injector wrote to: what it may rewrite on a second run. */
 export const INJECTED_ANNOTATION = 'oomwatch.io/injected'
 const PORT = 9642
+/** `/metrics` and the probes, without the token: what Prometheus and the kubelet reach. */
+export const METRICS_PORT = 9643
+/** Its container port's name (15 characters at most), which the PodMonitor in deploy/ scrapes. */
+export const METRICS_PORT_NAME = 'oomwatch-prom'
+/** The pod label the injector sets, which the PodMonitor selects on. */
+export const INJECTED_LABEL = 'oomwatch.io/injected'
 const TOKEN_DIR = '/var/run/secrets/oomwatch'
 const JOURNAL_DIR = '/var/lib/oomwatch'
 
@@ -40,9 +46,16 @@ export function sidecarContainer(options: SidecarOptions): Record<string, unknow
         valueFrom: { resourceFieldRef: { containerName: options.appContainer, resource: 'limits.memory', divisor: '1' } },
       },
       { name: 'OOMWATCH_JOURNAL_DIR', value: JOURNAL_DIR },
+      { name: 'OOMWATCH_METRICS_PORT', value: String(METRICS_PORT) },
+      // A start that cannot finish (a bad setting, an unreadable token) stays up and says why
+      // in its log, /readyz and oomwatch_degraded, rather than exiting into a crash loop.
+      { name: 'OOMWATCH_FAIL_OPEN', value: 'true' },
     ],
-    ports: [{ name: 'oomwatch', containerPort: PORT, protocol: 'TCP' }],
-    livenessProbe: { httpGet: { path: '/livez', port: 'oomwatch' }, periodSeconds: 10, failureThreshold: 3 },
+    ports: [
+      { name: 'oomwatch', containerPort: PORT, protocol: 'TCP' },
+      { name: METRICS_PORT_NAME, containerPort: METRICS_PORT, protocol: 'TCP' },
+    ],
+    livenessProbe: { httpGet: { path: '/livez', port: METRICS_PORT_NAME }, periodSeconds: 10, failureThreshold: 3 },
     resources: { requests: { cpu: '20m', memory: '96Mi' }, limits: { cpu: '500m', memory: '192Mi' } },
     securityContext: {
       // UID 0: Kubernetes puts added capabilities in the effective set of root only.
@@ -67,7 +80,9 @@ export function sidecarContainer(options: SidecarOptions): Record<string, unknow
 export function sidecarVolumes(options: SidecarOptions): Record<string, unknown>[] {
   return [
     { name: JOURNAL_VOLUME, emptyDir: { sizeLimit: '128Mi' } },
-    // 0400: readable by the sidecar (UID 0) only, not by the app's user.
-    { name: TOKEN_VOLUME, secret: { secretName: options.tokenSecret, defaultMode: 0o400 } },
+    // 0400: readable by the sidecar (UID 0) only, not by the app's user. Optional: a Secret not
+    // created yet must not hold the pod (and the app) at ContainerCreating; the sidecar runs
+    // degraded until it appears, then restarts in full.
+    { name: TOKEN_VOLUME, secret: { secretName: options.tokenSecret, defaultMode: 0o400, optional: true } },
   ]
 }

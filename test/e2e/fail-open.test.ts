@@ -1,9 +1,13 @@
 // --fail-open, as `oomwatch inject` runs the sidecar: a start that cannot finish keeps the
 // agent up, degraded and saying why, instead of exiting 2 (a crash loop that can hold a
 // native sidecar's app back). The real CLI, real ports, real signals.
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { parse } from 'yaml'
+import { injectManifests } from '../../src/inject/inject.js'
 import { runCli, type CliRun } from '../helpers/cli.js'
 
 const listening = (run: CliRun) => run.line(l => typeof l.port === 'number' && /listening|degraded:/.test(String(l.msg)))
@@ -88,4 +92,49 @@ t.test('a journal directory that cannot be used: events kept in memory, told as 
   t.match((await get(port, '/metrics')).body, /^oomwatch_degraded\{reason="journal"\} 1$/m)
   run.child.kill('SIGTERM')
   t.equal((await run.done).code, 0)
+})
+
+t.test('the injected sidecar, its token Secret not created yet: up, its liveness probe passes, nothing gates the app', async t => {
+  const manifest = readFileSync(fileURLToPath(new URL('../fixtures/inject/deployment.yaml', import.meta.url)), 'utf8')
+  const injected: unknown = parse(
+    injectManifests(manifest, { tokenSecret: 'oomwatch-token', native: true, image: 'oomwatch:0.1.0', version: '0.1.0' }),
+  )
+  type Container = {
+    name: string
+    env: { name: string; value?: string }[]
+    ports: { name: string; containerPort: number }[]
+    livenessProbe: { httpGet: { path: string; port: string } }
+    startupProbe?: unknown
+    readinessProbe?: unknown
+  }
+  const sidecar = (injected as { spec: { template: { spec: { initContainers: Container[] } } } }).spec.template.spec.initContainers[0]!
+  t.equal(sidecar.name, 'oomwatch')
+  t.notOk(sidecar.startupProbe, 'no startup probe: the kubelet starts the app once the sidecar runs')
+  t.notOk(sidecar.readinessProbe, 'no readiness probe: the pod stays in its Service whatever the agent does')
+  const probePort = sidecar.ports.find(p => p.name === sidecar.livenessProbe.httpGet.port)
+  t.equal(probePort?.containerPort, 9643, 'the liveness probe is on the metrics port, which a degraded agent serves')
+
+  // Its environment as the kubelet would give it: the Secret's volume is not there (not created
+  // yet), the Downward API's limit resolved. Ports 0: this machine runs other agents.
+  const env = Object.fromEntries(sidecar.env.filter(e => e.value !== undefined).map(e => [e.name, e.value!]))
+  const tokenFile = join(t.testdir({}), 'token')
+  const run = runCli([], {
+    ...env,
+    OOMWATCH_TOKEN_FILE: tokenFile,
+    OOMWATCH_MEMORY_LIMIT: '268435456',
+    OOMWATCH_JOURNAL_DIR: t.testdir({}),
+    OOMWATCH_PORT: '0',
+    OOMWATCH_METRICS_PORT: '0',
+  })
+  t.teardown(() => void run.child.kill('SIGKILL'))
+  const said = await run.line(l => l.degraded !== undefined)
+  t.match(String(said.msg), /token/, 'the log says the token is what is missing')
+  const port = (await listening(run)).port as number
+  await sleep(1500)
+  t.equal(run.child.exitCode, null, 'still running: the kubelet counts it started, and the app starts')
+  t.equal((await get(port, sidecar.livenessProbe.httpGet.path)).status, 200, 'its liveness probe passes: no restart loop')
+  // The Secret is created: the kubelet writes the file into the volume.
+  writeFileSync(tokenFile, `${'7f'.repeat(32)}\n`)
+  await run.line(l => /the cause is gone/.test(String(l.msg)))
+  t.equal((await run.done).code, 0, 'it exits once the token is there, for the kubelet to restart it in full')
 })

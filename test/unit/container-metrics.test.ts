@@ -35,7 +35,7 @@ function proc(pid: number, container: string, script: string, rss: number, nofil
     python: { via: 'exe', detail: 'python3' },
     rlimits: { NOFILE: { soft: 1024, hard: nofile, units: 'files' } },
     memory: { rssBytes: rss, limit: { bytes: 256 * MiB, source: 'host' } },
-  } as ProcessInfo
+  }
 }
 
 t.test('processes add up by container and command: a recycled worker makes no new series', async t => {

@@ -169,3 +169,31 @@ t.test('the command: files and stdin, exit 2 with the reason and nothing written
   t.match(help, { code: 0, out: /kubectl get deploy\/x -o yaml \\\n +\| oomwatch inject --token-secret/ })
   for (const line of help.out.split('\n')) t.ok(line.length <= 80, `help fits 80 columns: ${line}`)
 })
+
+t.test('each app container is named in its own environment, and the pod labelled for the PodMonitor', async t => {
+  const [statefulset] = objects(injectManifests(read('statefulset.yaml'), { ...OPTIONS, container: 'worker' }))
+  type Env = { name: string; value?: string }[]
+  const spec = podSpec(statefulset) as { containers: { name: string; env?: Env }[]; initContainers: { name: string; env?: Env }[] }
+  for (const c of spec.containers) {
+    t.same(
+      c.env?.filter(e => e.name === 'OOMWATCH_CONTAINER_NAME'),
+      [{ name: 'OOMWATCH_CONTAINER_NAME', value: c.name }],
+      `${c.name}: its name, once (the agent labels its metrics with it)`,
+    )
+  }
+  const sidecar = spec.initContainers.find(c => c.name === 'oomwatch')!
+  t.notOk(
+    sidecar.env?.some(e => e.name === 'OOMWATCH_CONTAINER_NAME'),
+    'not the sidecar',
+  )
+  t.same(
+    sidecar.env?.filter(e => ['OOMWATCH_METRICS_PORT', 'OOMWATCH_FAIL_OPEN'].includes(e.name)),
+    [
+      { name: 'OOMWATCH_METRICS_PORT', value: '9643' },
+      { name: 'OOMWATCH_FAIL_OPEN', value: 'true' },
+    ],
+    'metrics on their own port, and a start that cannot finish stays up degraded',
+  )
+  const labels = (statefulset as { spec: { template: { metadata: { labels: Record<string, string> } } } }).spec.template.metadata.labels
+  t.equal(labels['oomwatch.io/injected'], 'true')
+})

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -9,15 +10,29 @@ import type { INamespace } from 'kubernetes-models/v1/Namespace'
 import type { ISecret } from 'kubernetes-models/v1/Secret'
 import t from 'tap'
 import { parseAllDocuments } from 'yaml'
-import { ConfigError, loadConfig, SETTINGS, type Config } from '../../src/config.js'
+import { VERSION } from '../../src/agent.js'
+import { loadConfig, SETTINGS, type Config } from '../../src/config.js'
+import { runInject } from '../../src/inject/command.js'
 import { parseQuantity } from '../../src/quantity.js'
 import { checkManifest } from '../helpers/pod-manifest.js'
 import { PYTHON } from '../helpers/python.js'
 
-// sidecar.yaml, checked without a cluster: every document against the Kubernetes schema
-// (types and misspelled keys), then the fields that make the sidecar see into its
-// neighbour, and the agent's own configuration as the real parser reads it from the env.
+// sidecar.yaml, checked without a cluster: that it is what `oomwatch inject` writes for the
+// demo app (so the two cannot drift), every document against the Kubernetes schema (types
+// and misspelled keys), then the fields that make the sidecar see into its neighbour, and
+// the agent's own configuration as the real parser reads it from the env.
 const MANIFEST = fileURLToPath(new URL('../../sidecar.yaml', import.meta.url))
+const DEMO_APP = fileURLToPath(new URL('../../deploy/demo-app.yaml', import.meta.url))
+
+t.test("sidecar.yaml is the injector's output on deploy/demo-app.yaml, as its header's command writes it", async t => {
+  const header = /^# +npx oomwatch inject (.*) < deploy\/demo-app\.yaml > sidecar\.yaml$/m.exec(readFileSync(DEMO_APP, 'utf8'))
+  t.ok(header, 'the demo app says how sidecar.yaml is made')
+  let out = ''
+  const io = { readStdin: () => readFileSync(DEMO_APP, 'utf8'), stdout: (text: string) => void (out += text), stderr: () => {} }
+  const code = runInject(header![1]!.split(' '), VERSION, io)
+  t.equal(code, 0)
+  t.equal(readFileSync(MANIFEST, 'utf8'), out, 'equal, byte for byte: regenerate it with that command after changing either')
+})
 
 const parsed = parseAllDocuments(readFileSync(MANIFEST, 'utf8'))
 const docs = parsed.map(doc => doc.toJS() as { apiVersion?: string; kind?: string; metadata?: { name?: string } })
@@ -59,7 +74,16 @@ t.test('the checks catch what they are for', async t => {
 const deployment = docs.find(d => d.kind === 'Deployment') as IDeployment
 const podSpec = deployment.spec!.template.spec!
 const sidecar = podSpec.initContainers?.find(c => c.name === 'oomwatch') as IContainer
-const secrets = docs.filter(d => d.kind === 'Secret') as ISecret[]
+// No Secret is shipped: the README creates it, as `kubectl create secret generic oomwatch-token --from-literal=token="$(openssl rand -hex 32)"` would.
+const secrets: ISecret[] = [
+  {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 'oomwatch-token' },
+    type: 'Opaque',
+    stringData: { token: randomBytes(32).toString('hex') },
+  },
+]
 
 /**
  * A Secret volume of `container` as the kubelet mounts it, written under `root`: each key a
@@ -148,37 +172,28 @@ t.test("the sidecar's privileges: UID 0, SYS_PTRACE and nothing else", async t =
   t.notOk(baseline.includes('SYS_PTRACE'), 'because baseline does not allow adding SYS_PTRACE (and restricted forbids UID 0)')
 })
 
-t.test('the Secret holds a placeholder that oomwatch refuses: the shipped manifest has no working token', async t => {
-  const secret = secrets.find(s => s.metadata?.name === 'oomwatch-token')
-  const placeholder = secret?.stringData?.token ?? ''
-  t.match(placeholder, /^REPLACE-ME/, 'an obvious non-token')
+t.test('no token is shipped: the Secret is made by a command, mounted as a file, optional', async t => {
+  t.notOk(
+    docs.some(d => d.kind === 'Secret'),
+    "no Secret in the file: a shipped token would be everyone's",
+  )
   t.notOk(
     sidecar.env?.some(e => e.valueFrom?.secretKeyRef),
     'no Secret in a variable: it is a mounted file, updated in place when the Secret changes',
   )
-  const env = resolveEnv(sidecar)
-  const path = env.OOMWATCH_TOKEN_FILE ?? ''
+  const path = resolveEnv(sidecar).OOMWATCH_TOKEN_FILE ?? ''
   t.match(path, /^\/var\/run\/secrets\//, 'the token file')
   const mount = sidecar.volumeMounts?.find(m => path.startsWith(`${m.mountPath}/`))
   t.equal(mount?.readOnly, true, 'in a read-only mount')
-  t.equal(podSpec.volumes?.find(v => v.name === mount?.name)?.secret?.defaultMode, 0o400, "readable by the sidecar's user only")
-  const file = mountSecret(sidecar, path, t.testdir())
-  t.ok(file, 'of the Secret in this file')
-  let problems: string[] = []
-  try {
-    loadConfig([], { ...env, OOMWATCH_TOKEN_FILE: file })
-  } catch (error) {
-    if (error instanceof ConfigError) problems = error.problems
-  }
-  t.match(problems, [/^OOMWATCH_TOKEN_FILE=".*": the token in it: this is the placeholder of sidecar\.yaml's Secret, not a token/])
+  const volume = podSpec.volumes?.find(v => v.name === mount?.name)?.secret
+  t.equal(volume?.defaultMode, 0o400, "readable by the sidecar's user only")
+  t.equal(volume?.optional, true, 'optional: a Secret not created yet does not hold the pod, nor the app, at ContainerCreating')
 })
 
 t.test("the agent's configuration, as oomwatch parses it from the resolved env", async t => {
   const resolved = resolveEnv(sidecar)
-  // With the placeholder replaced, as the file's comment says to.
   const root = t.testdir()
   const file = mountSecret(sidecar, resolved.OOMWATCH_TOKEN_FILE ?? '', root)
-  if (file) writeFileSync(file, 'Zx3kq9P-7mWd_2LrT8vB4nYcQ1s\n')
   const env = { ...resolved, OOMWATCH_TOKEN_FILE: file ?? '' }
   const known = new Set(Object.values(SETTINGS).map(s => s.env))
   t.same(
@@ -204,12 +219,13 @@ t.test("the agent's configuration, as oomwatch parses it from the resolved env",
       port: typeof target === 'string' ? sidecar.ports?.find(p => p.name === target)?.containerPort : target,
     }
   }
-  t.same(probeOn(sidecar.livenessProbe), { path: '/livez', port: config.port }, 'liveness probe on /livez')
-  t.same(probeOn(sidecar.readinessProbe), { path: '/readyz', port: config.port }, 'readiness probe on /readyz')
-  t.same(
-    probeOn(sidecar.startupProbe),
-    { path: '/readyz', port: config.port },
-    'startup probe on /readyz: the app starts once the first scan is done',
+  t.same(probeOn(sidecar.livenessProbe), { path: '/livez', port: config.metricsPort }, 'liveness probe on /livez, on the metrics port')
+  t.notOk(sidecar.readinessProbe, 'no readiness probe: the agent never takes the pod out of its Service')
+  t.notOk(sidecar.startupProbe, 'no startup probe: the app starts once the sidecar runs, whatever its state')
+  t.equal(config.failOpen, true, 'a start that cannot finish stays up, degraded (test/e2e/fail-open.test.ts)')
+  t.ok(
+    sidecar.ports?.some(p => p.containerPort === config.metricsPort),
+    `the metrics port ${config.metricsPort} is declared`,
   )
   t.ok(config.journalDir, 'the journal is kept')
   const mount = sidecar.volumeMounts?.find(m => m.mountPath === config.journalDir)
