@@ -1,77 +1,18 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { validate } from 'dockerfile-utils'
 import t from 'tap'
+import { copyOf, parseDockerfile, readDockerfile, REPO } from '../helpers/dockerfile.js'
 
 // docker/Dockerfile and the project must agree; no Docker engine is needed to check it.
-// test/e2e/image-runtime.test.ts runs the runtime stage's files with a read-only root.
-const REPO = fileURLToPath(new URL('../..', import.meta.url))
-const DOCKERFILE = join(REPO, 'docker/Dockerfile')
-const text = readFileSync(DOCKERFILE, 'utf8')
+// test/e2e/image-runtime.test.ts runs the runtime stage's files with a read-only root;
+// dockerfile-pins.test.ts checks the digests, wheel hashes, SBOM and labels.
+const text = readDockerfile()
 const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as {
   version: string
   bin: Record<string, string>
   engines: { node: string }
   scripts: Record<string, string>
-}
-
-interface Instruction {
-  keyword: string
-  args: string
-  line: number
-}
-interface Stage {
-  image: string
-  name?: string
-  instructions: Instruction[]
-}
-
-/** Dockerfile instructions with continuation lines joined and comments dropped; ARGs before the first FROM apart. */
-function parseDockerfile(source: string): { globalArgs: Record<string, string>; stages: Stage[] } {
-  const instructions: Instruction[] = []
-  let pending: Instruction | undefined
-  source.split('\n').forEach((raw, index) => {
-    const line = raw.trim()
-    if (pending === undefined && (line === '' || line.startsWith('#'))) return
-    if (pending !== undefined && line.startsWith('#')) return
-    const body = line.endsWith('\\') ? line.slice(0, -1).trim() : line
-    if (pending === undefined) {
-      const [keyword = '', ...rest] = body.split(/\s+/)
-      pending = { keyword: keyword.toUpperCase(), args: rest.join(' '), line: index + 1 }
-    } else {
-      pending.args = `${pending.args} ${body}`.trim()
-    }
-    if (!line.endsWith('\\')) {
-      instructions.push(pending)
-      pending = undefined
-    }
-  })
-  const globalArgs: Record<string, string> = {}
-  const stages: Stage[] = []
-  for (const ins of instructions) {
-    if (ins.keyword === 'FROM') {
-      const [image = '', as, name] = ins.args.replace(/--platform=\S+\s+/, '').split(/\s+/)
-      const expanded = image.replace(/\$\{(\w+)\}/g, (_, arg: string) => globalArgs[arg] ?? '')
-      stages.push({ image: expanded, ...(as?.toUpperCase() === 'AS' && name && { name }), instructions: [] })
-    } else if (stages.length === 0) {
-      if (ins.keyword === 'ARG') {
-        const [name = '', value = ''] = ins.args.split('=')
-        globalArgs[name] = value
-      }
-    } else {
-      stages.at(-1)!.instructions.push(ins)
-    }
-  }
-  return { globalArgs, stages }
-}
-
-/** A COPY's flags and its sources (the last word is the destination). */
-function copyOf(ins: Instruction): { from?: string; sources: string[]; dest: string } {
-  const words = ins.args.split(/\s+/)
-  const from = words.find(w => w.startsWith('--from='))?.slice('--from='.length)
-  const paths = words.filter(w => !w.startsWith('--'))
-  return { ...(from && { from }), sources: paths.slice(0, -1), dest: paths.at(-1) ?? '' }
 }
 
 /** Whether .dockerignore keeps `path` out of the build context (Docker's rules: last match wins; a match on a parent counts). */
@@ -200,14 +141,18 @@ t.test("its command is the package's bin", async t => {
 })
 
 t.test('its Node is an LTS line that CI tests', async t => {
-  const major = Number(globalArgs.NODE_VERSION)
-  t.ok(Number.isInteger(major) && major % 2 === 0, `NODE_VERSION ${globalArgs.NODE_VERSION} is a whole LTS major (even)`)
+  const tag = /^node:(\d+)-(\w+)-slim@sha256:[0-9a-f]{64}$/.exec(globalArgs.NODE_IMAGE ?? '')
+  t.ok(tag, `NODE_IMAGE (${globalArgs.NODE_IMAGE}) is node:MAJOR-DEBIAN-slim@sha256:DIGEST`)
+  const major = Number(tag?.[1])
+  t.ok(Number.isInteger(major) && major % 2 === 0, `Node ${major} is a whole LTS major (even)`)
   t.ok(major >= 22, 'and not Node 20, past its end of life')
+  const nodeStages = stages.filter(s => s.image.startsWith('node:'))
+  t.equal(nodeStages.length, 3, 'build, deps and the runtime are Node stages')
   t.ok(
-    stages.filter(s => s.image.startsWith('node:')).every(s => s.image.startsWith(`node:${major}-`)),
-    'every Node stage uses it',
+    nodeStages.every(s => s.image === globalArgs.NODE_IMAGE),
+    'and every one is NODE_IMAGE',
   )
-  t.match(runtime.image, new RegExp(`^node:${major}-\\w+-slim$`), 'the runtime is a slim image')
+  t.equal(runtime.image, globalArgs.NODE_IMAGE, 'the runtime is that slim image')
   const ci = readFileSync(join(REPO, '.ci/run'), 'utf8')
   t.equal(Number(/^IMAGE_NODE_MAJOR=(\d+)$/m.exec(ci)?.[1]), major, '.ci/run runs the suite on it too')
   t.ok(major >= Number(/(\d+)/.exec(pkg.engines.node)?.[1]), `package.json engines (${pkg.engines.node}) admit it`)
@@ -217,9 +162,11 @@ t.test('py-spy comes from its pinned wheel, the version the tests use', async t 
   const tested = /py-spy==([\d.]+)/.exec(pkg.scripts['setup:pyspy'] ?? '')?.[1]
   t.ok(tested, 'package.json setup:pyspy pins a version')
   t.equal(globalArgs.PYSPY_VERSION, tested, 'the image pins the same')
-  t.match(globalArgs.PYSPY_WHEEL_SHA256_AMD64, /^[0-9a-f]{64}$/, 'with the wheel hash')
   t.ok(
-    runtime.instructions.some(i => i.keyword === 'COPY' && copyOf(i).from === 'pyspy' && copyOf(i).sources.length === 1),
-    'one file (the binary) goes on to the runtime',
+    runtime.instructions.some(
+      i =>
+        i.keyword === 'COPY' && copyOf(i).from === 'pyspy' && copyOf(i).dest === '/usr/local/bin/py-spy' && copyOf(i).sources.length === 1,
+    ),
+    'its binary goes on to the runtime as /usr/local/bin/py-spy',
   )
 })
