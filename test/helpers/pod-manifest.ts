@@ -1,3 +1,5 @@
+import { PodMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor'
+import { PrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule'
 import { DaemonSet } from 'kubernetes-models/apps/v1/DaemonSet'
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment'
 import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet'
@@ -23,7 +25,7 @@ import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount'
  */
 
 type Validatable = { validate(): void }
-type ModelClass = { new (data: object): Validatable; prototype: Validatable }
+type ModelClass = { new (data: never): Validatable; prototype: Validatable }
 
 const MODELS: Record<string, ModelClass> = {
   'v1/Namespace': Namespace,
@@ -37,6 +39,9 @@ const MODELS: Record<string, ModelClass> = {
   'apps/v1/DaemonSet': DaemonSet,
   'batch/v1/Job': Job,
   'batch/v1/CronJob': CronJob,
+  // The Prometheus Operator's CRDs, as compiled by @kubernetes-models/prometheus-operator.
+  'monitoring.coreos.com/v1/PodMonitor': PodMonitor,
+  'monitoring.coreos.com/v1/PrometheusRule': PrometheusRule,
 }
 
 /** What one document's checks found; empty arrays mean it is valid. */
@@ -57,7 +62,7 @@ export function checkManifest(doc: unknown): ManifestProblems {
   const Model = MODELS[`${String(apiVersion)}/${String(kind)}`]
   if (Model === undefined) throw new Error(`no schema model for apiVersion ${String(apiVersion)} kind ${String(kind)}: add it to MODELS`)
   try {
-    new Model(doc).validate()
+    new Model(doc as never).validate()
   } catch (error) {
     return { schema: [(error as Error).message], unknownKeys: [] }
   }
