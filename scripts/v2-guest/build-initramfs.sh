@@ -11,7 +11,7 @@ WANTED="virtio_pci 9pnet_virtio 9p overlay virtio_console"
 
 [ -f "$mods/modules.dep" ] || { echo "v2-guest: $mods/modules.dep missing: reinstall the kernel's package (linux-image-$ver)" >&2; exit 3; }
 # The initramfs has no libc: busybox must be the static build (Debian's busybox-static).
-if ! [ -x /bin/busybox ] || LC_ALL=C grep -qa 'ld-linux' /bin/busybox || ! /bin/busybox --list | grep -qx switch_root; then
+if ! [ -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1 || ! /bin/busybox --list | grep -x switch_root >/dev/null; then
   echo "v2-guest: /bin/busybox missing or not the static build: run \`npm run setup:system\` as root (installs busybox-static)" >&2
   exit 3
 fi
