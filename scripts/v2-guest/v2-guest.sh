@@ -12,7 +12,9 @@
 # Env: OOMWATCH_V2_GUEST_CACHE (initramfs cache, default /var/tmp/oomwatch-v2-guest).
 # One guest at a time on this machine: a second caller waits for the first (flock).
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
+src=${BASH_SOURCE[0]}
+[[ $src == */* ]] || src=./$src
+here=$(cd "${src%/*}" && pwd) # not dirname: the checks below must work on any PATH
 cwd=$PWD timeout=600 memory=2048 cpus=1
 envs=("PATH=$PATH" "HOME=${HOME:-/root}")
 
@@ -68,12 +70,14 @@ exec 9>"$cache/lock"
 flock -n 9 || { echo "v2-guest: another guest is running; waiting for it" >&2; flock 9; }
 
 x=$(mktemp -d /tmp/v2-guest.XXXXXX)
-tails=()
+qpid=""
 cleanup() {
-  [ ${#tails[@]} -eq 0 ] || kill "${tails[@]}" 2>/dev/null || true
+  [ -z "$qpid" ] || kill "$qpid" 2>/dev/null || true
   rm -rf "$x"
 }
 trap cleanup EXIT
+# Killed or interrupted: stop the guest too (bash runs traps only between commands, hence wait).
+trap 'echo "v2-guest: stopped by a signal; guest stopped" >&2; exit 143' TERM INT HUP
 cp "$here/stage2.sh" "$x/stage2.sh"
 {
   for e in "${envs[@]}"; do printf 'export %q\n' "$e"; done
@@ -83,15 +87,11 @@ cp "$here/stage2.sh" "$x/stage2.sh"
 } >"$x/cmd.sh"
 : >"$x/stdout"
 : >"$x/stderr"
-# Regular files, not pipes: QEMU never blocks on them, so nothing is lost at power-off.
-tail -s 0.1 -c +1 -f "$x/stdout" &
-tails+=($!)
-tail -s 0.1 -c +1 -f "$x/stderr" >&2 &
-tails+=($!)
 
 accel=tcg
 [ "$cpus" -gt 1 ] && accel=tcg,thread=multi
-set +e
+# The command's output goes to regular files, not pipes: QEMU never blocks on them, so nothing
+# is lost at power-off; tail relays them as they grow and stops once QEMU is gone.
 timeout -k 5 "$timeout" qemu-system-x86_64 \
   -accel "$accel" -cpu max -smp "$cpus" -m "$memory" \
   -nodefaults -no-user-config -display none -no-reboot \
@@ -105,20 +105,30 @@ timeout -k 5 "$timeout" qemu-system-x86_64 \
   -device virtio-serial-pci \
   -chardev "file,id=out,path=$x/stdout,append=on" -device virtserialport,chardev=out,name=stdout \
   -chardev "file,id=err,path=$x/stderr,append=on" -device virtserialport,chardev=err,name=stderr \
-  2>"$x/qemu.err"
+  2>"$x/qemu.err" &
+qpid=$!
+tail -s 0.1 -c +1 -f --pid="$qpid" "$x/stdout" &
+out=$!
+tail -s 0.1 -c +1 -f --pid="$qpid" "$x/stderr" >&2 &
+err=$!
+set +e
+wait "$qpid"
 qemu=$?
+qpid=""
+wait "$out" "$err"
 set -e
-sleep 0.3 # the tails' last read
-cleanup_tails() { kill "${tails[@]}" 2>/dev/null || true; wait "${tails[@]}" 2>/dev/null || true; tails=(); }
-cleanup_tails
 
 console_tail() {
-  echo "v2-guest: guest console (last 30 lines of $1 total):" >&2
-  tail -n 30 "$x/console.log" >&2 || true
+  if [ -s "$x/console.log" ]; then
+    echo "v2-guest: the guest's console, last 30 lines:" >&2
+    tail -n 30 "$x/console.log" >&2
+  else
+    echo "v2-guest: the guest's console is empty" >&2
+  fi
 }
 if [ "$qemu" -eq 124 ] || [ "$qemu" -eq 137 ]; then
   echo "v2-guest: the command did not finish within ${timeout}s (--timeout); guest stopped" >&2
-  console_tail "$(wc -l <"$x/console.log")"
+  console_tail
   exit 124
 fi
 if [ -f "$x/status" ]; then
@@ -132,5 +142,5 @@ if grep -q '^v2-guest: command started' "$x/console.log"; then
 else
   echo "v2-guest: the guest failed to boot (qemu exit $qemu): $(tail -n 3 "$x/qemu.err")" >&2
 fi
-console_tail "$(wc -l <"$x/console.log")"
+console_tail
 exit 4
