@@ -118,10 +118,16 @@ qpid=""
 wait "$out" "$err"
 set -e
 
+# The console from the first line that says what went wrong (a call trace buries it), or its tail.
 console_tail() {
-  if [ -s "$x/console.log" ]; then
+  local first
+  first=$(grep -n -m1 -E 'Kernel panic|Oops|BUG:|sysrq: |Out of memory|v2-guest: init' "$x/console.log" | cut -d: -f1)
+  if [ -n "$first" ]; then
+    echo "v2-guest: the guest's console, from line $first:" >&2
+    tail -n +"$first" "$x/console.log" | head -n 40 | tr -d '\r' >&2
+  elif [ -s "$x/console.log" ]; then
     echo "v2-guest: the guest's console, last 30 lines:" >&2
-    tail -n 30 "$x/console.log" >&2
+    tail -n 30 "$x/console.log" | tr -d '\r' >&2
   else
     echo "v2-guest: the guest's console is empty" >&2
   fi
