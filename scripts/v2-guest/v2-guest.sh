@@ -116,7 +116,7 @@ wait "$qpid"
 qemu=$?
 qpid=""
 wait "$out" "$err"
-set -e
+# From here on only reporting: no step's failure may hide the exit status.
 
 # The console from the first line that says what went wrong (a call trace buries it), or its tail.
 console_tail() {
