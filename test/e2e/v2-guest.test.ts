@@ -35,7 +35,7 @@ const parse = (stdout: string): Map<string, string> =>
 t.test('the command runs in a cgroup v2 guest where the kernel OOM-kills a memory.oom.group cgroup', async t => {
   const dir = t.testdir({})
   const run = await guest(['--cwd', dir, '--env', 'V2_GUEST_PROBE=passed', '--', PROBE, PYTHON, '7'])
-  t.equal(run.code, 7, `the command's exit status comes out (stderr: ${run.stderr})`)
+  t.equal(run.code, 7, "the command's exit status comes out", { stderr: run.stderr })
   t.match(run.stderr, /^probe: this line is on stderr$/m, "the command's stderr comes out on stderr")
   const got = parse(run.stdout)
   const kernels = readdirSync('/boot').flatMap(name => (name.startsWith('vmlinuz-') ? [name.slice(8)] : []))
@@ -48,6 +48,7 @@ t.test('the command runs in a cgroup v2 guest where the kernel OOM-kills a memor
   t.match(got.get('subtree-control') ?? '', /\bmemory\b/, 'memory is enabled for child cgroups')
   t.equal(got.get('node'), process.version, "this machine's node runs in the guest")
   t.equal(got.get('python'), '42', "this machine's python runs in the guest")
+  t.equal(got.get('nsenter-node'), process.version, 'nsenter -m lands in the same root')
 
   t.equal(got.get('hog-status'), '137', 'the process over memory.max was SIGKILLed')
   t.equal(got.get('bystander-status'), '137', 'so was the idle one beside it (memory.oom.group)')
