@@ -56,6 +56,9 @@ done
 
 cache=${OOMWATCH_V2_GUEST_CACHE:-/var/tmp/oomwatch-v2-guest}
 mkdir -p "$cache"
+# One guest at a time (each takes a core); the lock also covers the cache's rebuild.
+exec 9>"$cache/lock"
+flock -n 9 || { echo "v2-guest: another guest is running; waiting for it" >&2; flock 9; }
 # Keyed by the kernel's build and by what goes in, so an edited init is never served stale.
 key=$({ stat -c %Y-%s "/boot/vmlinuz-$ver"; cat "$here/init" "$here/build-initramfs.sh" /bin/busybox; } 2>/dev/null | sha256sum | cut -c1-12)
 initrd=$cache/initramfs-$ver-$key.cpio.gz
@@ -65,9 +68,6 @@ if ! [ -f "$initrd" ]; then
   bash "$here/build-initramfs.sh" "$ver" "$initrd"
 fi
 [ -f "$kernel" ] || bash "$here/extract-vmlinux.sh" "/boot/vmlinuz-$ver" "$kernel" || kernel=/boot/vmlinuz-$ver
-
-exec 9>"$cache/lock"
-flock -n 9 || { echo "v2-guest: another guest is running; waiting for it" >&2; flock 9; }
 
 x=$(mktemp -d /tmp/v2-guest.XXXXXX)
 qpid=""
