@@ -1,5 +1,16 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+} from 'node:fs'
 import { homedir, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -22,15 +33,18 @@ function ids(user: string): { uid: number; gid: number } {
   return { uid: id('-u'), gid: id('-g') }
 }
 
-/** Copies the files git tracks (as they are in the work tree) into `dest`. */
+/** Copies the files git tracks (as they are in the work tree) into `dest`: symlinks as links, modes kept. */
 function copyTracked(dest: string): void {
   const files = execFileSync('git', ['ls-files', '-z'], { cwd: REPO, encoding: 'utf8' }).split('\0').filter(Boolean)
   for (const file of files) {
     const from = join(REPO, file)
+    const to = join(dest, file)
+    const stat = lstatSync(from, { throwIfNoEntry: false })
     // A tracked file deleted in the work tree is not part of it.
-    if (!existsSync(from) && spawnSync('test', ['-L', from]).status !== 0) continue
-    mkdirSync(dirname(join(dest, file)), { recursive: true })
-    cpSync(from, join(dest, file), { verbatimSymlinks: true })
+    if (stat === undefined) continue
+    mkdirSync(dirname(to), { recursive: true })
+    if (stat.isSymbolicLink()) symlinkSync(readlinkSync(from), to)
+    else copyFileSync(from, to)
   }
 }
 
