@@ -90,7 +90,7 @@ function groupAlive(pgid: number): boolean {
   }
 }
 
-// 35 to 45 s on an idle machine, two minutes on a busy one: more than package.json's 180 s per file.
+// 30 to 55 s measured here, two minutes on a busy machine: more than package.json's 180 s per file.
 t.setTimeout(300_000)
 
 if (process.getuid?.() !== 0) {
