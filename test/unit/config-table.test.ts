@@ -59,6 +59,7 @@ t.test('the help-text order is the table order', async t => {
   t.strictSame(Object.keys(SETTINGS), [
     'port',
     'host',
+    'metricsPort',
     'pyspy',
     'memoryLimit',
     'token',
@@ -87,6 +88,8 @@ t.test('the help-text order is the table order', async t => {
     'maxConnections',
     'requestTimeoutMs',
     'allowedHosts',
+    'metricsPid',
+    'failOpen',
     'clientBufferBytes',
     'clampNofile',
     'onRunaway',
