@@ -23,6 +23,7 @@ const LEVEL: Record<OomwatchEvent['type'], 'info' | 'warn' | 'error'> = {
   incident: 'error',
   exit: 'info',
   'oom-kill': 'error',
+  'group-kill': 'error',
   action: 'warn',
   flamegraph: 'info',
 }
@@ -34,7 +35,8 @@ const LEVEL: Record<OomwatchEvent['type'], 'info' | 'warn' | 'error'> = {
  */
 export function logSink(logger: Logger): (event: OomwatchEvent) => void {
   return event => {
-    const level = event.type === 'exit' && event.oomKilled ? 'error' : LEVEL[event.type]
+    // One error line per OOM kill: a process killed with its container is told by the group-kill's.
+    const level = event.type === 'exit' && event.oomKilled ? (event.killedWith ? 'warn' : 'error') : LEVEL[event.type]
     logger[level](event, describe(event))
   }
 }
@@ -50,6 +52,7 @@ function describe(event: OomwatchEvent): string {
     case 'exit':
       return event.postMortem?.summary ?? (event.oomKilled ? `pid ${event.pid} was OOM-killed by the kernel` : `pid ${event.pid} exited`)
     case 'oom-kill':
+    case 'group-kill':
       return event.summary
     case 'hello':
       return 'hello'

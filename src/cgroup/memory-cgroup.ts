@@ -189,8 +189,9 @@ export class CgroupCounters {
   readonly dir: string
   readonly #usagePath: string
   readonly #oomPath: string
-  /** `undefined` once closed. `oom` is `undefined` when the cgroup has no event file (v2 root cgroup). */
-  #fds: { usage: number; oom: number | undefined } | undefined
+  /** `undefined` once closed. `oom` is `undefined` when the cgroup has no event file (v2 root cgroup); `group` without `memory.oom.group` (v1). */
+  #fds: { usage: number; oom: number | undefined; group: number | undefined } | undefined
+  readonly #groupPath: string
   readonly #reader = new PreadWhole(BUFFER_BYTES)
 
   /**
@@ -204,6 +205,7 @@ export class CgroupCounters {
     this.dir = cg.dir
     this.#usagePath = `${cg.dir}/${usageFile(cg.version)}`
     this.#oomPath = `${cg.dir}/${oomFile(cg.version)}`
+    this.#groupPath = `${cg.dir}/memory.oom.group`
     let usage: number
     try {
       usage = openSync(this.#usagePath, 'r')
@@ -219,7 +221,14 @@ export class CgroupCounters {
         throw new CgroupReadError(this.#oomPath, err)
       }
     }
-    this.#fds = { usage, oom }
+    // Opened now: by the time a group kill is told, the app's /proc/<pid>/root may be gone.
+    let group: number | undefined
+    try {
+      group = cg.version === 2 ? openSync(this.#groupPath, 'r') : undefined
+    } catch {
+      group = undefined // a v2 root cgroup, or a kernel before 4.19: no group kills
+    }
+    this.#fds = { usage, oom, group }
   }
 
   /**
@@ -244,6 +253,20 @@ export class CgroupCounters {
     return parseKeyedCounters(this.#read(fd, this.#oomPath), this.#oomPath)['oom_kill']
   }
 
+  /**
+   * Whether the kernel kills the cgroup as a whole on an OOM (`memory.oom.group` is 1, as the
+   * kubelet sets it), and how many such kills it counted (`oom_group_kill`, where it does).
+   * v1 has neither: `{ group: false }`.
+   *
+   * @throws as {@link CgroupCounters.usage}
+   */
+  groupKill(): { group: boolean; groupKills?: number } {
+    const fds = this.#open()
+    const group = fds.group !== undefined && this.#read(fds.group, this.#groupPath).trim() === '1'
+    const groupKills = fds.oom === undefined ? undefined : parseKeyedCounters(this.#read(fds.oom, this.#oomPath), this.#oomPath)['oom_group_kill']
+    return { group, ...(groupKills !== undefined && { groupKills }) }
+  }
+
   /** Closes the descriptors. Idempotent; reads afterwards throw `CGROUP_CLOSED`. */
   close(): void {
     const fds = this.#fds
@@ -251,9 +274,10 @@ export class CgroupCounters {
     this.#fds = undefined
     closeSync(fds.usage)
     if (fds.oom !== undefined) closeSync(fds.oom)
+    if (fds.group !== undefined) closeSync(fds.group)
   }
 
-  #open(): { usage: number; oom: number | undefined } {
+  #open(): { usage: number; oom: number | undefined; group: number | undefined } {
     if (this.#fds === undefined) throw new CgroupClosedError(this.dir)
     return this.#fds
   }

@@ -92,6 +92,16 @@ const exit = shape({
   'peakRssBytes?': num,
   'livedMs?': num,
   'postMortem?': shape({ summary: str, peakRssBytes: num, limitBytes: num, livedMs: num }),
+  'killedWith?': shape({ pid: int, cmdline, 'incidentId?': str }),
+})
+
+const groupKill = shape({
+  cgroup: shape({ version: int, dir: str }),
+  limit: shape({ bytes: num, source: str }),
+  runaway: shape({ pid: int, cmdline, peakRssBytes: num, 'incidentId?': str, 'culprit?': shape(frame) }),
+  killed: arrayOf(int),
+  'groupKills?': int,
+  summary: str,
 })
 
 const oomKill = shape({
@@ -127,6 +137,7 @@ const BY_TYPE = new Map<string, Check>([
   ['incident', incident],
   ['exit', exit],
   ['oom-kill', oomKill],
+  ['group-kill', groupKill],
   ['action', action],
   ['flamegraph', flamegraph],
 ])

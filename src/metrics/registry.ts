@@ -168,6 +168,7 @@ export class Metrics {
       case 'hello':
       case 'process':
       case 'error':
+      case 'group-kill': // its processes' kills are counted by their exits
         break // counted elsewhere (watched processes are a gauge) or not at all
     }
   }

@@ -155,6 +155,37 @@ export interface ExitPayload {
   livedMs?: number
   /** When the kernel took it: the story in one place, for the person who arrives after the kill. */
   postMortem?: PostMortem
+  /**
+   * Killed with its whole container (cgroup v2's `memory.oom.group`, which the kubelet sets)
+   * because another process ran away: that one, and the `group-kill` event that tells it.
+   */
+  killedWith?: { pid: number; cmdline: string[]; incidentId?: string }
+}
+
+/**
+ * The kernel OOM-killed a watched container as a whole (cgroup v2's `memory.oom.group=1`,
+ * the kubelet's setting): one account of it, naming the process that ran away. The exits
+ * that follow link to it (`killedWith`); only the runaway's own exit tells its post-mortem.
+ */
+export interface GroupKillPayload {
+  type: 'group-kill'
+  /** The container's memory cgroup, as this agent reaches it. */
+  cgroup: { version: 1 | 2; dir: string }
+  limit: MemoryLimit
+  /** The process that ran the container out of memory: the one with an incident, else the largest. */
+  runaway: {
+    pid: number
+    cmdline: string[]
+    peakRssBytes: number
+    incidentId?: string
+    culprit?: { function: string; file: string; line: number }
+  }
+  /** The watched processes killed with it (the runaway first). */
+  killed: number[]
+  /** `oom_group_kill` of `memory.events`, where the kernel counts it (newer kernels; absent on older ones). */
+  groupKills?: number
+  /** The story in one line. */
+  summary: string
 }
 
 /**
@@ -245,6 +276,7 @@ export type EventPayload =
   | IncidentPayload
   | ExitPayload
   | OomKillPayload
+  | GroupKillPayload
   | ActionPayload
   | FlamegraphPayload
 

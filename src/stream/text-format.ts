@@ -64,7 +64,7 @@ export function formatText(event: OomwatchEvent): string {
             `  ${event.error?.code}: ${event.error?.message}`,
           )
     case 'exit': {
-      const what = event.oomKilled ? 'OOM-KILLED' : 'EXIT'
+      const what = event.killedWith ? 'KILLED WITH ITS CONTAINER' : event.oomKilled ? 'OOM-KILLED' : 'EXIT'
       const detail =
         event.postMortem?.summary ?? `exited; peak RSS ${event.peakRssBytes === undefined ? 'unknown' : formatBytes(event.peakRssBytes)}`
       return lines(`${what} pid ${event.pid} ${commandName(event.cmdline)} ${stamp}`, `  ${detail}`)
@@ -72,6 +72,11 @@ export function formatText(event: OomwatchEvent): string {
     case 'oom-kill':
       return lines(
         `OOM-KILLED ${event.kills === 1 ? 'a process' : `${event.kills} processes`} oomwatch did not watch ${stamp}`,
+        `  ${event.summary}`,
+      )
+    case 'group-kill':
+      return lines(
+        `OOM-KILLED CONTAINER: pid ${event.runaway.pid} ${commandName(event.runaway.cmdline)} ran away, ${event.killed.length} killed ${stamp}`,
         `  ${event.summary}`,
       )
     case 'action':

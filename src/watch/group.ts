@@ -4,7 +4,14 @@ import { noiseFloor, type Verdict } from '../detect/trigger.js'
 import type { MemoryLimit } from '../protocol/values.js'
 
 /** A cgroup's counters, read every tick: `CgroupCounters`, or a fake in unit tests. */
-export type GroupCounters = Pick<CgroupCounters, 'usage' | 'oomKills' | 'close'>
+export type GroupCounters = Pick<CgroupCounters, 'usage' | 'oomKills' | 'close'> & Partial<Pick<CgroupCounters, 'groupKill'>>
+
+/** A group kill under way: the exits that follow it link to its runaway. */
+export interface GroupKillRecord {
+  /** When its first exit was found (monotonic ms). */
+  at: number
+  runaway: { pid: number; cmdline: string[]; incidentId?: string }
+}
 
 /**
  * The processes that share one memory limit: a container's cgroup, or (without one)
@@ -21,6 +28,8 @@ export class Group {
   membersReadAt = -Infinity
   /** When its last member left (monotonic ms); undefined while it has members. It lingers a while, to tell of kills of processes born in it after. */
   emptySince: number | undefined
+  /** The group kill under way, once its first exit was found. */
+  groupKill: GroupKillRecord | undefined
   /** The last member to exit, and when (monotonic ms). */
   lastExit: { pid: number; cmdline: string[]; at: number } | undefined
   #counters: GroupCounters | undefined
@@ -94,6 +103,21 @@ export class Group {
     if (kills === undefined || kills <= this.#oomKillsSeen) return false
     this.#oomKillsSeen++
     return true
+  }
+
+  /**
+   * Whether the OOM kill just claimed took the whole cgroup: `memory.oom.group` is 1 (the
+   * kubelet's setting on cgroup v2), with the kernel's count of group kills where it keeps one.
+   * Undefined on v1, without counters, or with the setting off.
+   */
+  readGroupKill(): { groupKills?: number } | undefined {
+    try {
+      const read = this.#counters?.groupKill?.()
+      if (!read?.group) return undefined
+      return read.groupKills === undefined ? {} : { groupKills: read.groupKills }
+    } catch {
+      return undefined
+    }
   }
 
   /** True while kills are counted that no exit explained yet: members are read each tick until one does, or the grace ends. */

@@ -32,8 +32,12 @@ export function postMortem(w: Watched, last: IncidentPayload | undefined, now: n
   }
 }
 
-/** The `exit` event of a watched process that is gone; `oomKilled`: its cgroup's oom_kill count rose for it. */
-export function exitOf(w: Watched, oomKilled: boolean, now: number): ExitPayload {
+/**
+ * The `exit` event of a watched process that is gone; `oomKilled`: its cgroup's oom_kill count
+ * rose for it. `killedWith`: it was killed with its whole container because that process ran
+ * away, and its post-mortem says so instead of looking for a stack of its own.
+ */
+export function exitOf(w: Watched, oomKilled: boolean, now: number, killedWith?: ExitPayload['killedWith']): ExitPayload {
   const last = w.lastIncident
   return {
     type: 'exit',
@@ -43,7 +47,24 @@ export function exitOf(w: Watched, oomKilled: boolean, now: number): ExitPayload
     ...(last && { lastIncidentId: last.id }),
     peakRssBytes: w.peakRss,
     livedMs: Math.round(now - w.bornAt),
-    ...(oomKilled && { postMortem: postMortem(w, last, now) }),
+    ...(oomKilled && { postMortem: killedWith ? collateralPostMortem(w, killedWith, now) : postMortem(w, last, now) }),
+    ...(killedWith && { killedWith }),
+  }
+}
+
+/** The post-mortem of a process killed with its container because another ran away: no stack of its own to look for. */
+function collateralPostMortem(w: Watched, runaway: NonNullable<ExitPayload['killedWith']>, now: number): PostMortem {
+  const limit = w.group.limit
+  const incident = runaway.incidentId ? `, incident ${runaway.incidentId}` : ''
+  return {
+    summary:
+      `pid ${w.info.pid} was killed with its container (memory.oom.group) because pid ${runaway.pid} ` +
+      `(${commandName(runaway.cmdline)}) ran away${incident}; its own peak RSS ${formatBytes(w.peakRss)}, ` +
+      `limit ${formatBytes(limit.bytes)} (${limit.source})`,
+    peakRssBytes: w.peakRss,
+    limitBytes: limit.bytes,
+    limitSource: limit.source,
+    livedMs: Math.round(now - w.bornAt),
   }
 }
 

@@ -9,7 +9,7 @@ import { Discovery, NO_PTRACE, type Found } from './discovery.js'
 import type { Group } from './group.js'
 import { Groups } from './groups.js'
 import { fastestGrowing, isRising, mostUrgent } from './judge.js'
-import { exitOf } from './post-mortem.js'
+import { exitDecisions } from './group-kill.js'
 import type { Decision, TickResult } from './decisions.js'
 import type { Births, Sensors } from './sensors.js'
 import { infoNow, watchedFrom, type Watched } from './watched.js'
@@ -329,7 +329,8 @@ export class WatchStep {
     this.#watched.delete(pid)
     this.#starting.delete(w)
     this.#sensors.stats.forget(pid)
-    this.#out.push({ kind: 'exit', exit: exitOf(w, w.group.takeOomKill(), now) })
+    const members = [...w.group.members].flatMap(member => this.#watched.get(member) ?? [])
+    this.#out.push(...exitDecisions(w, w.group.takeOomKill(), members, now))
     this.#tell(this.#groups.leave(w.group, pid, w.info.cmdline, now))
   }
 

@@ -201,6 +201,8 @@ export class Watcher {
         return this.#deps.emit(decision.exit)
       case 'oom-kill':
         return this.#deps.emit(decision.oomKill)
+      case 'group-kill':
+        return this.#deps.emit(decision.groupKill)
       case 'capture': {
         const { watched } = decision
         const capture = this.#capture(watched, decision.verdict).finally(() => watched.gate.leave())

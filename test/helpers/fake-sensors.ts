@@ -1,4 +1,5 @@
 import type { MemoryCgroup } from '../../src/cgroup/memory-cgroup.js'
+import type { GroupCounters } from '../../src/watch/group.js'
 import { DEFAULTS } from '../../src/config.js'
 import type { ProcStat } from '../../src/types.js'
 import type { Births, Sensors } from '../../src/watch/sensors.js'
@@ -39,6 +40,10 @@ export interface FakeCgroup {
   usage: number
   oomKills: number
   limit: number
+  /** `memory.oom.group`: the kernel kills the whole cgroup on an OOM. */
+  oomGroup?: boolean
+  /** `oom_group_kill` of `memory.events`, where the kernel counts it. */
+  groupKills?: number
 }
 
 export const PLAIN_LIMITS: RlimitTable = { NOFILE: { soft: 1024, hard: 1024, units: 'files' } }
@@ -128,9 +133,14 @@ export class FakeTree implements Sensors {
     }
   }
 
-  counters(cg: MemoryCgroup): { usage(): number; oomKills(): number | undefined; close(): void } {
+  counters(cg: MemoryCgroup): GroupCounters {
     const cgroup = this.group(cg.id)
-    return { usage: () => cgroup.usage, oomKills: () => cgroup.oomKills, close: () => void this.closedCgroups.push(cg.id) }
+    return {
+      usage: () => cgroup.usage,
+      oomKills: () => cgroup.oomKills,
+      groupKill: () => ({ group: cgroup.oomGroup === true, ...(cgroup.groupKills !== undefined && { groupKills: cgroup.groupKills }) }),
+      close: () => void this.closedCgroups.push(cg.id),
+    }
   }
 
   #stat(pid: number): ProcStat | undefined {
