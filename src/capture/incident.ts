@@ -39,6 +39,9 @@ export function buildIncident(parts: IncidentParts): IncidentPayload {
       fractionOfLimit: round(verdict.fraction, 3),
       growthBytesPerSec: Math.round(verdict.bytesPerSec),
       secondsToLimit: ttl,
+      ...(verdict.high && {
+        high: { ...verdict.high, ...(verdict.high.stallFraction !== undefined && { stallFraction: round(verdict.high.stallFraction, 3) }) },
+      }),
     },
     process: parts.process,
     rlimits: parts.rlimits,
@@ -68,6 +71,15 @@ function summarize(parts: IncidentParts): string {
     `+${formatBytes(Math.round(verdict.bytesPerSec))}/s${ttl}`
   const risk = parts.risks[0]
   const explanation = risk ? ` Likely cause: ${risk.message}` : ''
+  const high = verdict.high
+  if (high) {
+    const stalled = high.stallFraction === undefined ? '' : `, its tasks stalled ${Math.round(high.stallFraction * 100)}% of the time`
+    return (
+      `${where} is held at memory.high: ${formatBytes(verdict.usage)} at a mark of ${formatBytes(high.highBytes)} ` +
+      `(limit ${formatBytes(verdict.limit)}, ${parts.limit.source}), throttled for ${round(high.stalledMs / 1000, 1)} s ` +
+      `(${high.throttleEvents} reclaim events${stalled}): the app stalls rather than being OOM-killed.${explanation}`
+    )
+  }
   return `${where} is growing memory: ${memory}.${explanation}`
 }
 

@@ -8,7 +8,7 @@ import { posix } from 'node:path'
 import { CgroupClosedError, CgroupReadError } from './errors.js'
 import { ancestorDirs, locateMemoryCgroup, memoryCgroupPath, type MemoryCgroupLocation } from './locate.js'
 import { PreadWhole } from '../proc/pread-whole.js'
-import { parseBytes, parseKeyedCounters, parseLimit, parseMountinfo, parseProcCgroup } from './parse.js'
+import { parseBytes, parseKeyedCounters, parseLimit, parseMountinfo, parsePressureTotal, parseProcCgroup } from './parse.js'
 import type { MemoryLimit } from '../protocol/values.js'
 
 /** A located memory cgroup. */
@@ -172,6 +172,15 @@ export function toMemoryLimit(cg: MemoryCgroup): MemoryLimit | undefined {
   return { bytes: cg.limit.bytes, source: cg.version === 2 ? 'cgroup-v2' : 'cgroup-v1', path: cg.limit.path, via: cg.via }
 }
 
+/** A cgroup's open files; the optional ones are absent where the kernel or the version has none. */
+interface Descriptors {
+  usage: number
+  oom: number | undefined
+  group: number | undefined
+  high: number | undefined
+  pressure: number | undefined
+}
+
 /** Opening size of the read buffer: every counter file is far smaller; it doubles if not. */
 const BUFFER_BYTES = 512
 
@@ -190,8 +199,10 @@ export class CgroupCounters {
   readonly #usagePath: string
   readonly #oomPath: string
   /** `undefined` once closed. `oom` is `undefined` when the cgroup has no event file (v2 root cgroup); `group` without `memory.oom.group` (v1). */
-  #fds: { usage: number; oom: number | undefined; group: number | undefined } | undefined
+  #fds: Descriptors | undefined
   readonly #groupPath: string
+  readonly #highPath: string
+  readonly #pressurePath: string
   readonly #reader = new PreadWhole(BUFFER_BYTES)
 
   /**
@@ -206,6 +217,8 @@ export class CgroupCounters {
     this.#usagePath = `${cg.dir}/${usageFile(cg.version)}`
     this.#oomPath = `${cg.dir}/${oomFile(cg.version)}`
     this.#groupPath = `${cg.dir}/memory.oom.group`
+    this.#highPath = `${cg.dir}/memory.high`
+    this.#pressurePath = `${cg.dir}/memory.pressure`
     let usage: number
     try {
       usage = openSync(this.#usagePath, 'r')
@@ -221,14 +234,50 @@ export class CgroupCounters {
         throw new CgroupReadError(this.#oomPath, err)
       }
     }
-    // Opened now: by the time a group kill is told, the app's /proc/<pid>/root may be gone.
-    let group: number | undefined
-    try {
-      group = cg.version === 2 ? openSync(this.#groupPath, 'r') : undefined
-    } catch {
-      group = undefined // a v2 root cgroup, or a kernel before 4.19: no group kills
+    // v2 only, and each may be absent (a root cgroup, an older kernel, PSI off): opened now,
+    // since by the time a group kill is told the app's /proc/<pid>/root may be gone.
+    const optional = (path: string) => {
+      try {
+        return cg.version === 2 ? openSync(path, 'r') : undefined
+      } catch {
+        return undefined
+      }
     }
-    this.#fds = { usage, oom, group }
+    this.#fds = { usage, oom, group: optional(this.#groupPath), high: optional(this.#highPath), pressure: optional(this.#pressurePath) }
+  }
+
+  /**
+   * `memory.high` (v2), bytes: past it the kernel throttles the cgroup's allocations.
+   * Undefined on v1, when unset (`max`), or without the file.
+   *
+   * @throws as {@link CgroupCounters.usage}
+   */
+  high(): number | undefined {
+    const fd = this.#open().high
+    return fd === undefined ? undefined : parseLimit(this.#read(fd, this.#highPath), 2)
+  }
+
+  /**
+   * What a stall at `memory.high` is read by: the `high` count of `memory.events` and, where
+   * the kernel keeps PSI, the stall time of `memory.pressure` (µs).
+   *
+   * @throws as {@link CgroupCounters.usage}
+   */
+  highPressure(): { events: number; stallUs?: number } | undefined {
+    const fds = this.#open()
+    if (fds.oom === undefined) return undefined
+    const events = parseKeyedCounters(this.#read(fds.oom, this.#oomPath), this.#oomPath)['high']
+    if (events === undefined) return undefined
+    return fds.pressure === undefined ? { events } : { events, ...this.#stall(fds.pressure) }
+  }
+
+  /** PSI's stall time; nothing where the kernel refuses the read (PSI turned off: EOPNOTSUPP). */
+  #stall(fd: number): { stallUs?: number } {
+    try {
+      return { stallUs: parsePressureTotal(this.#read(fd, this.#pressurePath)) }
+    } catch {
+      return {}
+    }
   }
 
   /**
@@ -263,7 +312,8 @@ export class CgroupCounters {
   groupKill(): { group: boolean; groupKills?: number } {
     const fds = this.#open()
     const group = fds.group !== undefined && this.#read(fds.group, this.#groupPath).trim() === '1'
-    const groupKills = fds.oom === undefined ? undefined : parseKeyedCounters(this.#read(fds.oom, this.#oomPath), this.#oomPath)['oom_group_kill']
+    const groupKills =
+      fds.oom === undefined ? undefined : parseKeyedCounters(this.#read(fds.oom, this.#oomPath), this.#oomPath)['oom_group_kill']
     return { group, ...(groupKills !== undefined && { groupKills }) }
   }
 
@@ -274,10 +324,10 @@ export class CgroupCounters {
     this.#fds = undefined
     closeSync(fds.usage)
     if (fds.oom !== undefined) closeSync(fds.oom)
-    if (fds.group !== undefined) closeSync(fds.group)
+    for (const fd of [fds.group, fds.high, fds.pressure]) if (fd !== undefined) closeSync(fd)
   }
 
-  #open(): { usage: number; oom: number | undefined; group: number | undefined } {
+  #open(): Descriptors {
     if (this.#fds === undefined) throw new CgroupClosedError(this.dir)
     return this.#fds
   }

@@ -144,3 +144,15 @@ export function parseKeyedCounters(text: string, file = 'cgroup counters'): Reco
   }
   return counters
 }
+
+/**
+ * `memory.pressure` (PSI): the `some` line's `total=`, microseconds during which at least one
+ * task of the cgroup stalled on memory.
+ *
+ * @throws {@link CgroupParseError} when the `some` line is missing or malformed
+ */
+export function parsePressureTotal(text: string): number {
+  const m = /^some avg10=\S+ avg60=\S+ avg300=\S+ total=(\d+)$/m.exec(text)
+  if (m === null) throw new CgroupParseError('memory.pressure', text, 'expected "some avg10=... total=N"')
+  return Number(m[1])
+}

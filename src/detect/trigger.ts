@@ -1,6 +1,7 @@
 import type { Samples } from './series.js'
 import { measureGrowth, secondsToLimit } from './growth.js'
 import type { TriggerReason } from '../protocol/values.js'
+import type { HighStallFigures } from './high-stall.js'
 
 /** When a growing series counts as a runaway. */
 export interface TriggerOptions {
@@ -29,7 +30,7 @@ export interface Reading {
 export type Verdict = (Reading & { state: 'steady' | 'rising'; reason?: undefined }) | Triggered
 
 /** A verdict whose trigger fired: what a capture is started with. */
-export type Triggered = Reading & { state: 'runaway'; reason: TriggerReason }
+export type Triggered = Reading & { state: 'runaway'; reason: TriggerReason; high?: HighStallFigures }
 
 /** Samples a rise must span (two intervals) before it may trigger: one jump is not a trend. */
 const MIN_RUN_SAMPLES = 3

@@ -105,6 +105,8 @@ export interface IncidentMemory {
   fractionOfLimit: number
   growthBytesPerSec: number
   secondsToLimit: number | null
+  /** A `memory-high` incident's stall: the mark, how long the cgroup was held there, its throttling events and (PSI) the share of time its tasks stalled. */
+  high?: { highBytes: number; stalledMs: number; throttleEvents: number; stallFraction?: number }
 }
 
 /** The process at the trigger, from /proc/<pid>/status. */

@@ -101,8 +101,8 @@ export interface Risk {
   message: string
 }
 
-/** Why a capture was triggered. */
-export type TriggerReason = 'time-to-limit' | 'limit-fraction'
+/** Why a capture was triggered: a limit near (`time-to-limit`, `limit-fraction`), or a container held at its cgroup v2 `memory.high` (`memory-high`). */
+export type TriggerReason = 'time-to-limit' | 'limit-fraction' | 'memory-high'
 
 /**
  * The variable `oomwatch inject` sets on each app container: its name, which the kernel

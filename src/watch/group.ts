@@ -1,10 +1,15 @@
 import { CgroupCounters, type MemoryCgroup } from '../cgroup/memory-cgroup.js'
 import { Series } from '../detect/series.js'
+import { HighStall, nearHigh, type HighStallFigures } from '../detect/high-stall.js'
 import { noiseFloor, type Verdict } from '../detect/trigger.js'
 import type { MemoryLimit } from '../protocol/values.js'
 
 /** A cgroup's counters, read every tick: `CgroupCounters`, or a fake in unit tests. */
-export type GroupCounters = Pick<CgroupCounters, 'usage' | 'oomKills' | 'close'> & Partial<Pick<CgroupCounters, 'groupKill'>>
+export type GroupCounters = Pick<CgroupCounters, 'usage' | 'oomKills' | 'close'> &
+  Partial<Pick<CgroupCounters, 'groupKill' | 'high' | 'highPressure'>>
+
+/** How often `memory.high` is read again: the kubelet (MemoryQoS) or a person may change it. */
+const HIGH_REFRESH_MS = 5000
 
 /** A group kill under way: the exits that follow it link to its runaway. */
 export interface GroupKillRecord {
@@ -28,6 +33,10 @@ export class Group {
   membersReadAt = -Infinity
   /** When its last member left (monotonic ms); undefined while it has members. It lingers a while, to tell of kills of processes born in it after. */
   emptySince: number | undefined
+  /** While the cgroup is held at its `memory.high` for long enough: the figures of that stall. */
+  highStall: HighStallFigures | undefined
+  readonly #highTracker = new HighStall()
+  #high: { bytes: number | undefined; readAt: number } | undefined
   /** The group kill under way, once its first exit was found. */
   groupKill: GroupKillRecord | undefined
   /** The last member to exit, and when (monotonic ms). */
@@ -91,7 +100,24 @@ export class Group {
     this.fell = change <= -this.#exitBytes
     if (n > 0 && now - this.series.t(n - 1) < everyMs && Math.abs(change) < this.#moveBytes) return false
     this.series.push({ t: now, bytes: usage })
+    this.#sampleHigh(now, usage)
     return true
+  }
+
+  /** Near its `memory.high`, the throttling count and PSI are read too: a stall there is a runaway of its own kind. */
+  #sampleHigh(now: number, usage: number): void {
+    const counters = this.#counters
+    this.highStall = undefined
+    if (counters?.high === undefined) return
+    try {
+      if (this.#high === undefined || now - this.#high.readAt >= HIGH_REFRESH_MS) this.#high = { bytes: counters.high(), readAt: now }
+      const high = this.#high.bytes
+      const pressure = high !== undefined && nearHigh(usage, high) ? counters.highPressure?.() : undefined
+      if (high === undefined || pressure === undefined) return this.#highTracker.reset()
+      this.highStall = this.#highTracker.observe({ t: now, usage, high, ...pressure })
+    } catch {
+      this.#highTracker.reset() // read again at the next sample; the usage, read above, is what matters most
+    }
   }
 
   /**

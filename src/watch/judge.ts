@@ -1,6 +1,19 @@
 import { STARTUP_MS } from '../detect/newborn.js'
-import type { Verdict } from '../detect/trigger.js'
+import { assess, type TriggerOptions, type Verdict } from '../detect/trigger.js'
+import type { Group } from './group.js'
 import type { Watched } from './watched.js'
+
+/**
+ * A cgroup's verdict on its usage: a limit near (the detector's), or else, held at its
+ * `memory.high` long enough, a runaway of the `memory-high` kind (throttled, it may never
+ * reach its limit: the app stalls instead of being killed).
+ */
+export function judgeUsage(group: Group, trigger: TriggerOptions): Verdict {
+  const verdict = assess(group.series, group.limit.bytes, trigger)
+  const high = group.highStall
+  if (high === undefined || verdict.state === 'runaway') return verdict
+  return { ...verdict, state: 'runaway', reason: 'memory-high', high }
+}
 
 /** True when a verdict says memory moves (rising or a runaway): the group's members are then read every tick. */
 export function isRising(verdict: Verdict | undefined): boolean {

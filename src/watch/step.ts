@@ -8,7 +8,7 @@ import { BirthClock } from './birth-clock.js'
 import { Discovery, NO_PTRACE, type Found } from './discovery.js'
 import type { Group } from './group.js'
 import { Groups } from './groups.js'
-import { fastestGrowing, isRising, mostUrgent } from './judge.js'
+import { fastestGrowing, isRising, judgeUsage, mostUrgent } from './judge.js'
 import { exitDecisions } from './group-kill.js'
 import type { Decision, TickResult } from './decisions.js'
 import type { Births, Sensors } from './sensors.js'
@@ -136,7 +136,7 @@ export class WatchStep {
     for (const group of this.#groups.values()) {
       const kept = group.sample(now, config.intervalMs)
       if (kept instanceof Error) this.#problem(`cgroup:${group.key}`, kept)
-      else if (kept) group.verdict = assess(group.series, group.limit.bytes, this.#trigger)
+      else if (kept) group.verdict = judgeUsage(group, this.#trigger)
       const due = !group.hasUsage && now - group.membersReadAt >= config.intervalMs
       // A fall in usage is most often a member's exit: found now, not at the next refresh.
       if (refreshAll || isRising(group.verdict) || due || group.fell || group.killPending) this.#readMembers(group, now)

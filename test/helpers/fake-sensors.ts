@@ -44,6 +44,12 @@ export interface FakeCgroup {
   oomGroup?: boolean
   /** `oom_group_kill` of `memory.events`, where the kernel counts it. */
   groupKills?: number
+  /** `memory.high`, bytes; unset: `max`. */
+  high?: number
+  /** `high` of `memory.events`. */
+  highEvents?: number
+  /** `some total=` of `memory.pressure`, µs; unset: no PSI. */
+  stallUs?: number
 }
 
 export const PLAIN_LIMITS: RlimitTable = { NOFILE: { soft: 1024, hard: 1024, units: 'files' } }
@@ -139,6 +145,8 @@ export class FakeTree implements Sensors {
       usage: () => cgroup.usage,
       oomKills: () => cgroup.oomKills,
       groupKill: () => ({ group: cgroup.oomGroup === true, ...(cgroup.groupKills !== undefined && { groupKills: cgroup.groupKills }) }),
+      high: () => cgroup.high,
+      highPressure: () => ({ events: cgroup.highEvents ?? 0, ...(cgroup.stallUs !== undefined && { stallUs: cgroup.stallUs }) }),
       close: () => void this.closedCgroups.push(cg.id),
     }
   }
