@@ -54,7 +54,7 @@ function groupKillOf(runaway: Watched, killed: readonly Watched[], groupKills: n
   const culprit = last?.culprit && { function: last.culprit.function, file: last.culprit.file, line: last.culprit.line }
   const others = killed.filter(w => w !== runaway)
   const what = culprit
-    ? `${culprit.function} (${culprit.file}:${culprit.line}) was growing memory, incident ${last!.id}`
+    ? `${culprit.function} (${culprit.file}:${culprit.line}) was growing memory, incident ${last?.id}`
     : last
       ? `incident ${last.id}, without a stack`
       : `the largest, at ${formatBytes(runaway.peakRss)}; no stack was caught before the kill`

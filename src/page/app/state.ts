@@ -91,6 +91,8 @@ export function handle(state: PageState, event: PageMessage): void {
     case 'oom-kill':
       state.unseenKills = [event, ...state.unseenKills.filter(k => k.seq !== event.seq)].slice(0, MAX_INCIDENTS)
       break
+    case 'group-kill':
+      break // told by its exits' post-mortems, each linked to the runaway: the page shows those
     case 'risk':
       state.risks.set(`${event.pid} ${event.rule}`, event)
       break
