@@ -33,29 +33,42 @@ t.test('near the mark: within 1% of it (at least 1 MiB), or past it', async t =>
   t.ok(nearHigh(HIGH + 10 * MiB, HIGH), 'past it')
 })
 
-t.test('held at the mark, throttled without a pause, for a second: a stall, with its figures', async t => {
-  const results = feed(heldAt(1500, 3))
+t.test('held at the mark, throttled without a pause, stalled half the time, for a second: a stall, with its figures', async t => {
+  const results = feed(heldAt(1500, 3, 50_000))
   t.equal(results.slice(0, HIGH_STALL_MS / 100).filter(Boolean).length, 0, 'nothing within the first second: reclaim doing its job')
   const last = results.at(-1)
-  t.same(last, { highBytes: HIGH, stalledMs: 1500, throttleEvents: 45 }, 'then the mark, how long, how many events (no PSI here)')
+  t.same(
+    last,
+    { highBytes: HIGH, stalledMs: 1500, throttleEvents: 45, stallFraction: 0.5 },
+    'then the mark, how long, how many events, the stall share',
+  )
+})
+
+t.test('without PSI there is no telling a stall from a busy page cache: nothing', async t => {
+  t.equal(feed(heldAt(3000, 3)).filter(Boolean).length, 0)
 })
 
 t.test('no new throttling for half a second: no longer held', async t => {
-  const readings = heldAt(2000, 1).map(r => (r.t >= 1000 ? { ...r, events: 10 } : r))
+  const readings = heldAt(2000, 1, 50_000).map(r => (r.t >= 1000 ? { ...r, events: 10 } : r))
   const results = feed(readings)
   t.ok(results[readings.findIndex(r => r.t === 1400)], 'the count stopped at 1 s: still held within half a second')
   t.equal(results[readings.findIndex(r => r.t === 1600)], undefined, 'released after it')
   t.equal(results.at(-1), undefined, 'released')
 })
 
-t.test('with PSI: a mark reclaimed at little cost (page cache) is no stall; tasks stalled 40% of the time is one', async t => {
-  t.equal(feed(heldAt(2000, 5, 1000)).at(-1), undefined, 'stalled 1% of the time: busy but fine')
-  const stalled = feed(heldAt(2000, 5, 40_000)).at(-1)
-  t.equal(stalled?.stallFraction, 0.4, 'stalled 40% of the time')
+t.test("the stall share tells a leak held at the mark from a page cache filling to it (BENCHMARKS.md's figures)", async t => {
+  t.equal(feed(heldAt(3000, 15, 15_000)).filter(Boolean).length, 0, 'stalled 15% of the time, 150 events/s: a busy reader, fine')
+  const stalled = feed(heldAt(2000, 20, 42_000)).at(-1)
+  t.equal(stalled?.stallFraction, 0.42, 'stalled 42% of the time: a leak held there')
+  // A hold that starts light and grows heavy: the share is of the last second, not diluted by the start.
+  const readings = heldAt(6000, 20).map((r, i) => ({ ...r, stallUs: i <= 40 ? i * 5_000 : 40 * 5_000 + (i - 40) * 60_000 }))
+  const results = feed(readings)
+  t.equal(results[readings.findIndex(r => r.t === 4000)], undefined, 'light for 4 s: not yet')
+  t.equal(results.at(-1)?.stallFraction, 0.6, 'heavy since: told, at the share of the last second')
 })
 
 t.test('below the mark: nothing, and the count starts over', async t => {
-  const readings = heldAt(3000, 2).map(r => (r.t === 1500 ? { ...r, usage: HIGH - 50 * MiB } : r))
+  const readings = heldAt(3000, 2, 50_000).map(r => (r.t === 1500 ? { ...r, usage: HIGH - 50 * MiB } : r))
   const results = feed(readings)
   t.equal(
     results.find((_, i) => readings[i]!.t === 2400),
