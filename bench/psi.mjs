@@ -18,7 +18,7 @@ import { createWriteStream, existsSync, mkdirSync, readFileSync, statSync } from
 import { join } from 'node:path'
 import { parseLimit, parseRate } from './lib/cells.mjs'
 import { DAEMON, PYTHON, ROOT, fmt, median, option } from './lib/common.mjs'
-import { STALL_THRESHOLDS_US, WINDOW_MS, analyse } from './lib/psi-analyze.mjs'
+import { STALL_THRESHOLDS_US, SUSTAINED_MS, WINDOW_MS, analyse } from './lib/psi-analyze.mjs'
 
 const args = process.argv.slice(2)
 const list = (name, fallback) => option(args, name, fallback).split(',').filter(Boolean).map(parseRate)
@@ -81,24 +81,24 @@ const before = (r, t) => (t === undefined || r.oom === undefined ? undefined : r
 
 const lines = []
 const say = line => lines.push(line)
-say(`Guest: Linux ${guest.kernel}, ${guest.cpus} vCPU (QEMU TCG), Node ${guest.node}; raw: \`${file.replace(ROOT, '')}\``)
-say('')
-say('### Read cost (pread at offset 0 on a kept descriptor, in the guest)')
-say('')
-say("| file | µs per read | µs per read + parse (this bench's parsers) | × memory.current (read) |")
-say('| --- | --- | --- | --- |')
-const costs = records.filter(r => r.kind === 'readcost')
-const base = costs.find(c => c.file === 'memory.current')
-for (const c of costs)
-  say(`| ${c.file} | ${fmt(c.usPerRead, 1)} | ${fmt(c.usPerReadParsed, 1)} | ${fmt(c.usPerRead / base.usPerRead, 2)} |`)
-say(`(${costs[0]?.reads} reads of each, interleaved in 10 rounds.)`)
-
 /** A table: its header, then one row per array of cells. */
 function table(header, rows) {
   say(`| ${header.join(' | ')} |`)
   say(`| ${header.map(() => '---').join(' | ')} |`)
   for (const cells of rows) say(`| ${cells.join(' | ')} |`)
 }
+say(`Guest: Linux ${guest.kernel}, ${guest.cpus} vCPU (QEMU TCG), Node ${guest.node}; raw: \`${file.replace(ROOT, '')}\``)
+say('')
+say('### Read cost (pread at offset 0 on a kept descriptor, in the guest)')
+say('')
+const costs = records.filter(r => r.kind === 'readcost')
+const base = costs.find(c => c.file === 'memory.current')
+table(
+  ['file', 'µs per read, median of 20 rounds', 'fastest round', '× memory.current (median)'],
+  costs.map(c => [c.file, fmt(c.usPerRead, 1), fmt(c.usPerReadMin, 1), fmt(c.usPerRead / base.usPerRead, 2)]),
+)
+say(`(${costs[0]?.reads} reads of each, in 20 rounds that rotate the order, after a warm-up round.)`)
+
 const ms = t => (t === undefined ? '—' : String(Math.round(t)))
 const reasons = rs => [...new Set(rs.map(r => r.trigger?.reason ?? 'never'))].join(', ')
 const killed = rs => rs.filter(r => r.oom !== undefined).length
@@ -162,6 +162,7 @@ table(
     'usage growth while held (MB/s)',
     'PSI some (ms of stall per s)',
     'worst 1 s (ms)',
+    `first 1 s ≥ ${SUSTAINED_MS} ms, after reaching the level (ms)`,
     'PSI full (ms/s)',
     'memory.events high /s',
     'max /s',
@@ -177,11 +178,12 @@ table(
           rs.map(r => r.held?.[key]),
           1,
         )
-      const keys = ['seconds', 'growthMBps', 'someMsPerS', 'worstSomeMsPerS', 'fullMsPerS', 'highPerS', 'maxPerS']
+      const keys = ['seconds', 'growthMBps', 'someMsPerS', 'worstSomeMsPerS', 'sustainedAfterMs', 'fullMsPerS', 'highPerS', 'maxPerS']
+      const never = rs.filter(r => r.held && r.held.sustainedAfterMs === undefined).length
       return [
         name,
         `${rs.length} (${killed(rs)})`,
-        ...keys.map(h),
+        ...keys.map(key => (key === 'sustainedAfterMs' && never ? `${h(key)}; never in ${never}` : h(key))),
         `${rs.filter(r => r.trigger).length} of ${rs.length} (${reasons(rs)})`,
         spread(rs.map(r => r.trigger?.t)),
         `${rs.filter(r => r.anonTrigger).length} of ${rs.length}`,

@@ -62,8 +62,11 @@ export function held(samples, level) {
   const near = Math.min(2 << 20, level * 0.02)
   const from = samples.findIndex(s => s[CURRENT] >= level - near)
   if (from < 0) return undefined
+  // The end: the OOM kill, or the exit of a run we stopped (usage falls to nothing at once).
   const killed = samples.findIndex(s => s[OOM_KILL] > 0)
-  const to = (killed < 0 ? samples.length : killed) - 1
+  const gone = samples.findIndex((s, i) => i > from && s[CURRENT] < level * 0.9)
+  const ends = [killed, gone, samples.length].filter(i => i >= 0)
+  const to = Math.min(...ends) - 1
   if (to <= from) return undefined
   const a = samples[from]
   const b = samples[to]
@@ -76,18 +79,28 @@ export function held(samples, level) {
     maxPerS: (b[MAX] - a[MAX]) / seconds,
     growthMBps: (b[CURRENT] - a[CURRENT]) / 1e6 / seconds,
     // The worst 1 s of the stretch: a steady mean can hide a burst.
-    worstSomeMsPerS: worstSecond(samples.slice(from, to + 1)),
+    worstSomeMsPerS: seconds1(samples.slice(from, to + 1)).worst,
+    // How long after reaching the level a 1 s window first stalls SUSTAINED_MS or more.
+    sustainedAfterMs: seconds1(samples.slice(from, to + 1)).over,
   }
 }
 
-function worstSecond(samples) {
+/** Stall (ms of some) that a 1 s window must reach to count as held: 2 x the healthy reader's worst measured second. */
+export const SUSTAINED_MS = 300
+
+/** The 1 s windows of a stretch: the most stall in one, and when one first reached SUSTAINED_MS. */
+function seconds1(samples) {
   let worst = 0
+  let over
   let back = 0
   for (let i = 0; i < samples.length; i++) {
     while (samples[i][T] - samples[back][T] > 1000) back++
-    if (samples[i][T] - samples[back][T] >= 900) worst = Math.max(worst, (samples[i][SOME] - samples[back][SOME]) / 1000)
+    if (samples[i][T] - samples[back][T] < 900) continue
+    const stall = (samples[i][SOME] - samples[back][SOME]) / 1000
+    worst = Math.max(worst, stall)
+    if (over === undefined && stall >= SUSTAINED_MS) over = samples[i][T] - samples[0][T]
   }
-  return worst
+  return { worst, over }
 }
 
 /** Everything the summary needs of one run record (`kind: 'run'`). */

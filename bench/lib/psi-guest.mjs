@@ -50,7 +50,11 @@ function makeCgroup(name, max, high) {
   return dir
 }
 
-/** µs per read of each file, `n` reads each, interleaved in rounds so drift hits all alike. */
+/**
+ * µs per read of each file: `n` reads each, in 20 rounds that rotate the order (drift and the
+ * first file's JIT warm-up hit all alike); a discarded warm-up round first. Reports the median
+ * and the fastest round.
+ */
 function readCost(n) {
   const dir = makeCgroup('psi-readcost', 64 << 20)
   const files = {
@@ -60,26 +64,24 @@ function readCost(n) {
     'memory.events': join(dir, 'memory.events'),
     'memory.stat': join(dir, 'memory.stat'),
   }
-  const fds = Object.fromEntries(Object.entries(files).map(([name, path]) => [name, openSync(path, 'r')]))
-  const parse = { 'memory.pressure': parsePressure, '/proc/pressure/memory': parsePressure, 'memory.events': parseEvents }
-  const totals = Object.fromEntries(Object.keys(files).map(name => [name, { read: 0, parsed: 0 }]))
-  const rounds = 10
-  for (let round = 0; round < rounds; round++) {
-    for (const [name, fd] of Object.entries(fds)) {
-      const per = n / rounds
-      let t0 = performance.now()
+  const fds = Object.entries(files).map(([name, path]) => [name, openSync(path, 'r')])
+  const rounds = 20
+  const per = Math.ceil(n / rounds)
+  const perRound = Object.fromEntries(fds.map(([name]) => [name, []]))
+  for (let round = -1; round < rounds; round++) {
+    for (let k = 0; k < fds.length; k++) {
+      const [name, fd] = fds[(k + Math.max(0, round)) % fds.length]
+      const t0 = performance.now()
       for (let i = 0; i < per; i++) pread(fd)
-      totals[name].read += performance.now() - t0
-      const parser = parse[name] ?? (name === 'memory.current' ? Number : text => text.split('\n'))
-      t0 = performance.now()
-      for (let i = 0; i < per; i++) parser(pread(fd))
-      totals[name].parsed += performance.now() - t0
+      if (round >= 0) perRound[name].push(((performance.now() - t0) * 1000) / per)
     }
   }
-  for (const fd of Object.values(fds)) closeSync(fd)
+  for (const [, fd] of fds) closeSync(fd)
   rmdirSync(dir)
-  for (const [name, total] of Object.entries(totals))
-    emit({ kind: 'readcost', file: name, reads: n, usPerRead: (total.read * 1000) / n, usPerReadParsed: (total.parsed * 1000) / n })
+  for (const [name, us] of Object.entries(perRound)) {
+    us.sort((x, y) => x - y)
+    emit({ kind: 'readcost', file: name, reads: per * rounds, usPerRead: us[Math.floor(us.length / 2)], usPerReadMin: us[0] })
+  }
 }
 
 /**
