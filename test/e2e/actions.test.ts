@@ -7,6 +7,7 @@ import t from 'tap'
 import { startAgent } from '../helpers/agent.js'
 import { runCli } from '../helpers/cli.js'
 import { connect, type Received } from '../helpers/client.js'
+import { expectedCgroupVersion } from '../helpers/guest.js'
 import { makeTestCgroup } from '../helpers/memory-cgroup.js'
 import { deathOf, isAlive } from '../helpers/process.js'
 import { LEAKY_DAEMON, PYTHON } from '../helpers/python.js'
@@ -35,6 +36,7 @@ function nofile(pid: number): string {
 t.test('stop the runaway: oomwatch stops it, the kernel kills nothing, its neighbour lives on', async t => {
   const cgroup = makeTestCgroup(LIMIT)
   t.teardown(() => cgroup.remove())
+  t.equal(cgroup.version, expectedCgroupVersion(cgroup.version), `the test cgroup is v${cgroup.version}`)
   // Acting agents match only this test's processes, by a label no other process carries.
   const label = `stop-${process.pid}`
   const agent = await startAgent({ OOMWATCH_ON_RUNAWAY: 'stop', OOMWATCH_MATCH: label })

@@ -1,0 +1,94 @@
+import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+
+// The kernel tests, again on cgroup v2: this machine is cgroup v1, so the files below run a
+// second time inside ONE boot of the QEMU guest of scripts/v2-guest/ (unified hierarchy only),
+// with OOMWATCH_TEST_GUEST=1 so that they skip their timing asserts (test/helpers/guest.ts).
+// Each inner file is one assertion here, with its failing lines when it fails. No QEMU, no
+// kernel: this test fails with the script's own message (npm run setup:system installs them).
+
+const REPO = fileURLToPath(new URL('../..', import.meta.url))
+const GUEST = join(REPO, 'scripts/v2-guest/v2-guest.sh')
+
+/** Listed one by one: the inner run must never pick up this file or v2-guest.test.ts again. */
+const FILES = ['test/e2e/e2e-oom.test.ts', 'test/e2e/e2e-pod.test.ts', 'test/e2e/actions.test.ts', 'test/e2e/cgroup-memory.test.ts']
+
+/** The guest's whole run; measured at about TODO s on 2 shared cores. */
+const GUEST_TIMEOUT_S = 900
+/** Per inner file, as package.json's 180 s is for the host: CPython is ~15 times slower under TCG. */
+const INNER_FILE_TIMEOUT_S = 600
+
+// package.json's 180 s per file cannot hold a guest run: the root test tells the runner its own.
+t.setTimeout((GUEST_TIMEOUT_S + 60) * 1000)
+
+/** This process's NOFILE limits, soft and hard: the guest's init starts at the kernel's 1024/4096. */
+function nofile(): [string, string] {
+  const line = /^Max open files\s+(\S+)\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))
+  if (!line) throw new Error('no "Max open files" line in /proc/self/limits')
+  return [line[1] as string, line[2] as string]
+}
+
+interface Run {
+  code: number | null
+  stdout: string
+  stderr: string
+  seconds: number
+}
+
+function runInGuest(): Promise<Run> {
+  const [soft, hard] = nofile()
+  const args = [
+    ...['--memory', '4096', '--cpus', '2', '--timeout', String(GUEST_TIMEOUT_S), '--cwd', REPO],
+    ...['--env', 'OOMWATCH_TEST_GUEST=1', '--'],
+    // actions.test.ts expects this machine's NOFILE (a clamp must lower something).
+    ...['sh', '-c', `ulimit -Hn ${hard} && ulimit -Sn ${soft} && exec "$@"`, 'sh'],
+    ...['npx', 'tap', '--reporter=tap', '--disable-coverage', `--timeout=${INNER_FILE_TIMEOUT_S}`, ...FILES],
+  ]
+  const started = performance.now()
+  return new Promise((resolve, reject) => {
+    const child = spawn(GUEST, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+    child.on('error', reject)
+    child.on('close', code => resolve({ code, stdout, stderr, seconds: Math.round((performance.now() - started) / 1000) }))
+  })
+}
+
+/** The inner run's result line for `file`, and the failing lines of its block (with their diagnostics). */
+function resultOf(stdout: string, file: string): { ok: boolean | undefined; failures: string[] } {
+  const lines = stdout.split('\n')
+  const end = lines.findIndex(line => new RegExp(`^(not )?ok \\d+ - ${file.replaceAll('.', '\\.')}\\b`).test(line))
+  if (end < 0) return { ok: undefined, failures: [] }
+  const start = lines.lastIndexOf(`# Subtest: ${file}`, end)
+  const block = lines.slice(Math.max(start, 0), end)
+  const failures = block.flatMap((line, at) => {
+    if (!/^\s*not ok /.test(line)) return []
+    // Its YAML diagnostics follow, indented below it, up to "...": enough to see why.
+    const more = block.slice(at + 1, at + 16)
+    const close = more.findIndex(l => l.trim() === '...')
+    return [line, ...more.slice(0, close < 0 ? 15 : close + 1)]
+  })
+  return { ok: !lines[end]?.startsWith('not ok'), failures }
+}
+
+t.test(`${FILES.length} kernel test files, run again in a cgroup v2 guest`, async t => {
+  const run = await runInGuest()
+  t.comment(`the guest run took ${run.seconds} s (boot, ${FILES.length} files, power-off)`)
+  t.equal(run.code, 0, 'the inner test run passed in the guest', {
+    exit: run.code,
+    stderr: run.stderr.split('\n').slice(-40).join('\n'),
+  })
+  for (const file of FILES) {
+    const { ok, failures } = resultOf(run.stdout, file)
+    t.equal(ok, true, `${file} passed on cgroup v2`, {
+      ...(ok === undefined ? { why: 'no result line for it: the guest stopped before it ended (see stderr)' } : {}),
+      failures: failures.join('\n'),
+      stderr: ok === undefined ? run.stderr.split('\n').slice(-20).join('\n') : undefined,
+    })
+  }
+})
