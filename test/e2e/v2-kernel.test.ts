@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
@@ -29,6 +29,24 @@ function nofile(): [string, string] {
   const line = /^Max open files\s+(\S+)\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))
   if (!line) throw new Error('no "Max open files" line in /proc/self/limits')
   return [line[1] as string, line[2] as string]
+}
+
+/**
+ * In the guest the agent runs from dist/ (test/helpers/cli.ts, pod.ts): `npm test` builds it
+ * first; a lone run of this file must not test a stale build.
+ */
+function checkBuilt(): void {
+  const built = join(REPO, 'dist/cli.js')
+  let builtAt: number
+  try {
+    builtAt = statSync(built).mtimeMs
+  } catch {
+    throw new Error(`${built} is missing: run \`npm run build\` first (the guest runs the agent from dist/)`)
+  }
+  const sources = readdirSync(join(REPO, 'src'), { recursive: true, encoding: 'utf8' }).filter(name => name.endsWith('.ts'))
+  const newer = sources.filter(name => statSync(join(REPO, 'src', name)).mtimeMs > builtAt)
+  if (newer.length > 0)
+    throw new Error(`dist/ is older than src/${newer[0]}: run \`npm run build\` first (the guest runs the agent from dist/)`)
 }
 
 interface Run {
@@ -77,6 +95,7 @@ function resultOf(stdout: string, file: string): { ok: boolean | undefined; fail
 }
 
 t.test(`${FILES.length} kernel test files, run again in a cgroup v2 guest`, async t => {
+  checkBuilt()
   const run = await runInGuest()
   t.comment(`the guest run took ${run.seconds} s (boot, ${FILES.length} files, power-off)`)
   t.equal(run.code, 0, 'the inner test run passed in the guest', {
