@@ -1,11 +1,12 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { BUILT_CLI, shippedNodeFlags } from './cli.js'
 import { IN_GUEST } from './guest.js'
+import { removeCgroup } from './memory-cgroup.js'
 
 /*
  * A Kubernetes pod built from Linux namespaces, without a container runtime:
@@ -54,10 +55,7 @@ export interface PodOptions {
   agentCaps: string[]
   /** Environment of the agent container, as the pod spec's `env` would set it. */
   agentEnv: Record<string, string>
-  /**
-   * The agent container's command. Default: this process's node and flags on src/cli.ts (the
-   * tests' TypeScript loader); dist/cli.js in the v2 guest.
-   */
+  /** The agent container's command. Default: node on src/cli.ts with the tests' loader (dist/ in the v2 guest). */
   agentCommand?: string[]
 }
 
@@ -197,10 +195,7 @@ export function readOnlyRoot(writable: string[]): string {
   ].join('\n')
 }
 
-/**
- * src/cli.ts with this test's loader; in the v2 guest, dist/ as the image runs it, without the
- * loader's hooks: compiling src/ there costs some 40 s of emulated CPU per start.
- */
+/** src/cli.ts with this test's loader; in the v2 guest dist/, as shipped (the loader's compile costs ~40 s there). */
 function defaultAgentCommand(): string[] {
   if (!IN_GUEST) return [process.execPath, ...process.execArgv, CLI]
   return ['env', '-u', 'NODE_OPTIONS', '-u', 'NODE_V8_COVERAGE', process.execPath, ...shippedNodeFlags(), BUILT_CLI]
@@ -306,7 +301,7 @@ export async function startPod(options: PodOptions, workdir: string): Promise<Si
           await sleep(50)
         }
       }
-      for (const dir of [cgroups.app, cgroups.agent, cgroups.pod]) if (existsSync(dir)) rmdirSync(dir)
+      for (const dir of [cgroups.app, cgroups.agent, cgroups.pod]) await removeCgroup(dir)
     })())
 
   let listening: Record<string, unknown>
