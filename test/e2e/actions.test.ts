@@ -113,7 +113,10 @@ for (const fallback of ['stop', 'release'] as const) {
     t.equal(state(leak.pid!), 'T', `the process is stopped (${JSON.stringify(frozen)})`)
     const before = rss(leak.pid!)
     await sleep(1000)
-    t.equal(rss(leak.pid!), before, 'its memory no longer grows')
+    // Running, it would grow ~40 MB in that second; VmRSS itself lags the page faults by a few
+    // hundred kB (the kernel batches its per-thread RSS counts), seen once in the v2 guest.
+    const grew = rss(leak.pid!) - before
+    t.ok(grew < 1024, `its memory no longer grows (${grew} kB in 1 s)`)
     const after = (await client.waitFor(e => e.type === 'action' && e.pid === leak.pid && e.action !== 'freeze')) as Action
     t.match(after, { action: fallback, result: 'done', reason: /frozen for 2500 ms/ })
     if (fallback === 'stop') {
