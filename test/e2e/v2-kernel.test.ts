@@ -122,6 +122,10 @@ function resultsByFile(stdout: string): Map<string, FileResult> {
 
 t.test(`${FILES.length} kernel test files, run again in a cgroup v2 guest`, async t => {
   checkBuilt()
+  // The guest sees this machine's files, but mounts a fresh /tmp of its own.
+  for (const [what, path] of Object.entries({ 'this node': process.execPath, 'the repository': REPO })) {
+    if (path.startsWith('/tmp/')) throw new Error(`${what} (${path}) is under /tmp, which the guest does not see: move it elsewhere`)
+  }
   const run = await runInGuest()
   t.comment(`the guest run took ${run.seconds} s (boot, ${FILES.length} files, power-off)`)
   t.equal(run.code, 0, 'the inner test run passed in the guest', {
