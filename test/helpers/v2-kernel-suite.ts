@@ -4,7 +4,7 @@ import t from 'tap'
 
 // The test files named in OOMWATCH_V2_KERNEL_FILES, run in this ONE process, for
 // test/e2e/v2-kernel.test.ts inside the cgroup v2 guest. Under emulation each node process spends
-// some 30 to 45 s loading TypeScript and compiling src/ before its first test: one process
+// some 20 to 45 s loading ts-node and tap and compiling src/ before its first test: one process
 // pays that once. Each file's tests follow a marker test named `v2-kernel file <path>`, which
 // is how the outer test tells the files' results apart.
 
