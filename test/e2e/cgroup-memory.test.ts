@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { extname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ancestorDirs, locateMemoryCgroup } from '../../src/cgroup/locate.js'
 import {
@@ -495,7 +495,8 @@ t.test('real cgroup: an agent without ptrace rights falls back to its own mount'
   // while its mountinfo stays readable. Tap's coverage hooks would fail to write as
   // nobody, so the child gets only the TypeScript loader.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(NODE_OPTIONS|NODE_V8_COVERAGE|_TAPJS_)/.test(k)))
-  const script = fileURLToPath(new URL('../fixtures/cgroup/bin/find-memory-cgroup.ts', import.meta.url))
+  // Compiled to .js beside this file in the v2 guest (test/helpers/v2-kernel-build.ts), where no loader runs.
+  const script = fileURLToPath(new URL(`../fixtures/cgroup/bin/find-memory-cgroup${extname(import.meta.url)}`, import.meta.url))
   const loader = process.execArgv.filter(a => a.includes('@tapjs/typescript'))
   const child = spawn(process.execPath, [...loader, script, '/proc', String(target.pid)], {
     uid: 65534,
