@@ -20,7 +20,7 @@ const FILES = ['test/e2e/e2e-oom.test.ts', 'test/e2e/e2e-pod.test.ts', 'test/e2e
 /** Runs FILES in one process (test/helpers/v2-kernel-suite.ts), compiled to JavaScript first (v2-kernel-build.ts). */
 const SUITE = 'test/helpers/v2-kernel-suite.ts'
 
-/** The whole guest run: measured at 155 to 195 s on this 2-core machine (Node 20 and 24). */
+/** The whole guest run: measured at about 140 s on this 2-core machine, under Node 20 and 24 alike. */
 const GUEST_TIMEOUT_S = 900
 /** The suite's own timeout, for all of FILES: package.json's 180 s is for one file on the host. */
 const INNER_TIMEOUT_S = GUEST_TIMEOUT_S - 60
