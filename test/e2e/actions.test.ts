@@ -7,6 +7,7 @@ import t from 'tap'
 import { startAgent } from '../helpers/agent.js'
 import { runCli } from '../helpers/cli.js'
 import { connect, type Received } from '../helpers/client.js'
+import { expectedCgroupVersion } from '../helpers/guest.js'
 import { makeTestCgroup } from '../helpers/memory-cgroup.js'
 import { deathOf, isAlive } from '../helpers/process.js'
 import { LEAKY_DAEMON, PYTHON } from '../helpers/python.js'
@@ -35,6 +36,7 @@ function nofile(pid: number): string {
 t.test('stop the runaway: oomwatch stops it, the kernel kills nothing, its neighbour lives on', async t => {
   const cgroup = makeTestCgroup(LIMIT)
   t.teardown(() => cgroup.remove())
+  t.equal(cgroup.version, expectedCgroupVersion(cgroup.version), `the test cgroup is v${cgroup.version}`)
   // Acting agents match only this test's processes, by a label no other process carries.
   const label = `stop-${process.pid}`
   const agent = await startAgent({ OOMWATCH_ON_RUNAWAY: 'stop', OOMWATCH_MATCH: label })
@@ -111,7 +113,10 @@ for (const fallback of ['stop', 'release'] as const) {
     t.equal(state(leak.pid!), 'T', `the process is stopped (${JSON.stringify(frozen)})`)
     const before = rss(leak.pid!)
     await sleep(1000)
-    t.equal(rss(leak.pid!), before, 'its memory no longer grows')
+    // Running, it would grow ~40 MB in that second; VmRSS itself lags the page faults by a few
+    // hundred kB (the kernel batches its per-thread RSS counts), seen once in the v2 guest.
+    const grew = rss(leak.pid!) - before
+    t.ok(grew < 1024, `its memory no longer grows (${grew} kB in 1 s)`)
     const after = (await client.waitFor(e => e.type === 'action' && e.pid === leak.pid && e.action !== 'freeze')) as Action
     t.match(after, { action: fallback, result: 'done', reason: /frozen for 2500 ms/ })
     if (fallback === 'stop') {

@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { extname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ancestorDirs, locateMemoryCgroup } from '../../src/cgroup/locate.js'
 import {
@@ -17,9 +17,13 @@ import {
   type MemoryCgroup,
 } from '../../src/cgroup/memory-cgroup.js'
 import { parseMountinfo, parseProcCgroup } from '../../src/cgroup/parse.js'
+import { expectedCgroupVersion } from '../helpers/guest.js'
 
 const FIX = fileURLToPath(new URL('../fixtures/cgroup', import.meta.url))
 const MiB = 1024 * 1024
+const limitFileOf = (version: 1 | 2): string => (version === 2 ? 'memory.max' : 'memory.limit_in_bytes')
+/** Where the kernel counts OOM kills: memory.events on v2, memory.oom_control on v1. */
+const oomFile = (version: 1 | 2): string => (version === 2 ? 'memory.events' : 'memory.oom_control')
 
 const idOf = (version: 1 | 2, dir: string): string => {
   const st = statSync(dir)
@@ -368,7 +372,7 @@ function makeChildCgroup(t: Test, limit: number): { version: 1 | 2; dir: string 
   t.teardown(() => {
     if (existsSync(dir)) rmdirSync(dir)
   })
-  writeFileSync(join(dir, own.version === 2 ? 'memory.max' : 'memory.limit_in_bytes'), String(limit))
+  writeFileSync(join(dir, limitFileOf(own.version)), String(limit))
   return { version: own.version, dir }
 }
 
@@ -395,7 +399,7 @@ async function joined(pid: number, dir: string): Promise<void> {
 
 t.test('real cgroup: located through /proc/<pid>/root, counters survive the process', async t => {
   const cgroup = makeChildCgroup(t, 64 * MiB)
-  const limitFile = cgroup.version === 2 ? 'memory.max' : 'memory.limit_in_bytes'
+  const limitFile = limitFileOf(cgroup.version)
   // The process is moved in by writing its pid, then allocates: v1 charges memory to the
   // cgroup where it is touched and does not move old charges along (this kernel rejects
   // memory.move_charge_at_immigrate), so a plain sleeper would show usage 0.
@@ -411,7 +415,7 @@ t.test('real cgroup: located through /proc/<pid>/root, counters survive the proc
   const dir = `/proc/${py.pid}/root${cgroup.dir}`
   const cg = findMemoryCgroup('/proc', py.pid) as MemoryCgroup
   t.equal(cg.version, cgroup.version)
-  t.equal(cg.version, 1, 'this machine is cgroup v1')
+  t.equal(cg.version, expectedCgroupVersion(cgroup.version), `this machine is cgroup v${cg.version}`)
   t.equal(cg.via, 'proc-root')
   t.equal(cg.dir, dir)
   t.strictSame(cg.limit, { bytes: 67108864, path: `${dir}/${limitFile}` })
@@ -430,7 +434,7 @@ t.test('real cgroup: located through /proc/<pid>/root, counters survive the proc
   t.ok(usage >= 8 * MiB, `usage ${usage} counts the 8 MiB the process touched`)
   t.ok(counters.usage() > 0, 'positional reads start from offset 0 every time')
   t.equal(counters.oomKills(), 0)
-  t.equal(counters.oomKills(), 0, 'the second read of memory.oom_control is whole, not EOF')
+  t.equal(counters.oomKills(), 0, `the second read of ${oomFile(cgroup.version)} is whole, not EOF`)
 
   writeFileSync(join(cgroup.dir, limitFile), String(100 * MiB))
   t.strictSame(readLimit(cg), { bytes: 100 * MiB, path: `${dir}/${limitFile}` }, 'resized in place')
@@ -464,7 +468,8 @@ t.test('real cgroup: an OOM kill raises oomKills() by one', async t => {
   ])
   await joined(child.pid, cgroup.dir)
   const cg = findMemoryCgroup('/proc', child.pid) as MemoryCgroup
-  t.strictSame(cg.limit, { bytes: 32 * MiB, path: `${cg.dir}/memory.limit_in_bytes` })
+  t.equal(cg.version, expectedCgroupVersion(cgroup.version))
+  t.strictSame(cg.limit, { bytes: 32 * MiB, path: `${cg.dir}/${limitFileOf(cg.version)}` })
   const counters = new CgroupCounters(cg)
   t.teardown(() => counters.close())
   const before = counters.oomKills()
@@ -476,6 +481,9 @@ t.test('real cgroup: an OOM kill raises oomKills() by one', async t => {
   t.equal(signal, 'SIGKILL', 'the OOM killer sends SIGKILL')
   t.notOk(existsSync(`/proc/${child.pid}`))
   t.equal(counters.oomKills(), (before as number) + 1, 'read after the process is gone')
+  // The count the module read is the kernel's own line in memory.events (v2) or memory.oom_control (v1).
+  const kernelCount = Number(/^oom_kill (\d+)$/m.exec(readFileSync(join(cgroup.dir, oomFile(cgroup.version)), 'utf8'))?.[1])
+  t.equal(kernelCount, (before as number) + 1, `the kernel's oom_kill line in ${oomFile(cgroup.version)} says the same`)
 })
 
 t.test('real cgroup: an agent without ptrace rights falls back to its own mount', async t => {
@@ -487,7 +495,8 @@ t.test('real cgroup: an agent without ptrace rights falls back to its own mount'
   // while its mountinfo stays readable. Tap's coverage hooks would fail to write as
   // nobody, so the child gets only the TypeScript loader.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(NODE_OPTIONS|NODE_V8_COVERAGE|_TAPJS_)/.test(k)))
-  const script = fileURLToPath(new URL('../fixtures/cgroup/bin/find-memory-cgroup.ts', import.meta.url))
+  // Compiled to .js beside this file in the v2 guest (test/helpers/v2-kernel-build.ts), where no loader runs.
+  const script = fileURLToPath(new URL(`../fixtures/cgroup/bin/find-memory-cgroup${extname(import.meta.url)}`, import.meta.url))
   const loader = process.execArgv.filter(a => a.includes('@tapjs/typescript'))
   const child = spawn(process.execPath, [...loader, script, '/proc', String(target.pid)], {
     uid: 65534,
@@ -505,7 +514,8 @@ t.test('real cgroup: an agent without ptrace rights falls back to its own mount'
   t.equal(result.uid, 65534)
   t.equal(result.cg.via, 'agent-mount')
   t.equal(result.cg.dir, cgroup.dir)
-  t.strictSame(result.cg.limit, { bytes: 48 * MiB, path: `${cgroup.dir}/memory.limit_in_bytes` })
+  t.equal(result.cg.version, expectedCgroupVersion(cgroup.version))
+  t.strictSame(result.cg.limit, { bytes: 48 * MiB, path: `${cgroup.dir}/${limitFileOf(cgroup.version)}` })
   t.equal(result.cg.id, findMemoryCgroup('/proc', target.pid)?.id, 'same id as the proc-root lookup')
   t.equal(result.counters.oomKills, 0)
   t.type(result.counters.usage, 'number')

@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { startAgent } from '../helpers/agent.js'
 import { connect, type Received } from '../helpers/client.js'
+import { expectedCgroupVersion, IN_GUEST } from '../helpers/guest.js'
 import { makeTestCgroup } from '../helpers/memory-cgroup.js'
 import { deathOf, isAlive, readPidfile } from '../helpers/process.js'
 import { LEAKY_DAEMON, PYTHON } from '../helpers/python.js'
@@ -10,7 +11,8 @@ import type { ExitPayload, IncidentPayload } from '../../src/protocol/events.js'
 
 // The real race: a seed-shaped daemon leaks into a 256 MiB memory cgroup until the
 // kernel's OOM killer takes it; the agent runs with its defaults. Margins are printed
-// as test comments for the closing note and bench/, never asserted as timings.
+// as test comments for the closing note and bench/, never asserted as timings. Also run in
+// the cgroup v2 guest (v2-kernel.test.ts), where only the sampled-peak margin is not asserted.
 const LIMIT = 256 * 1024 * 1024
 const ENTRIES = '10000000' // ~700 MB of set: far past the limit
 
@@ -51,6 +53,7 @@ for (const leak of cases) {
     const pid = leak.daemonize ? await readPidfile(pidfile) : child.pid!
     const killsBefore = cgroup.oomKills()
     const died = deathOf(pid)
+    t.equal(cgroup.version, expectedCgroupVersion(cgroup.version), `the test cgroup is v${cgroup.version}`)
 
     const incident = (await client.waitFor(e => e.type === 'incident' && e.pid === pid)) as Incident
     const exit = (await client.waitFor(e => e.type === 'exit' && e.pid === pid, 60_000)) as Exit
@@ -71,6 +74,10 @@ for (const leak of cases) {
     )
     t.equal(incident.memory.limitBytes, LIMIT, 'the limit is the cgroup limit')
     t.equal(incident.memory.limitSource, `cgroup-v${cgroup.version}`, 'and names its source')
+    // Through the root of whichever process of the cgroup the agent met first (a daemon's parent, say).
+    const limitFile = cgroup.version === 2 ? 'memory.max' : 'memory.limit_in_bytes'
+    t.match(incident.memory.limitPath, `${cgroup.dir}/${limitFile}`, "and its file, the test cgroup's")
+    t.match(incident.memory.limitPath, /^\/proc\/\d+\/root\//, 'reached through /proc/<pid>/root')
     t.equal(exit.oomKilled, true, 'the exit event says OOM-killed')
     t.equal(exit.lastIncidentId, incident.id, 'and names the incident')
     t.equal(exit.postMortem?.culprit?.function, 'fd_table_from_limit', 'its post-mortem names the culprit')
@@ -81,7 +88,9 @@ for (const leak of cases) {
     // The peak is the highest RSS sampled (every 20 ms in a race). The unthrottled leak grows
     // its set by doubling it: its last step to the limit is one allocation, which no sampling
     // sees, so its sampled peak can be anywhere from the trigger's 25% to ~60%.
-    if (leak.args.includes('40000000')) t.ok(peak > LIMIT * 0.5, `a throttled leak's sampled peak is past half the limit (${peakPercent}%)`)
+    // A margin: under the guest's emulated CPUs the sampling and the leak's pace mean nothing.
+    if (leak.args.includes('40000000') && !IN_GUEST)
+      t.ok(peak > LIMIT * 0.5, `a throttled leak's sampled peak is past half the limit (${peakPercent}%)`)
     t.match(exit.postMortem?.summary, /was OOM-killed: fd_table_from_limit \(.*leaky_daemon\.py:\d+\) was growing memory; peak RSS/)
     t.ok(incident.seq < exit.seq, 'the incident came before the exit')
     t.comment(

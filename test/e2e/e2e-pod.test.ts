@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap'
 import { connect, type Received } from '../helpers/client.js'
+import { expectedCgroupVersion } from '../helpers/guest.js'
 import { startPod } from '../helpers/pod.js'
 import { isAlive } from '../helpers/process.js'
 import { LEAKY_DAEMON, PYTHON } from '../helpers/python.js'
@@ -59,6 +60,7 @@ async function runPod(t: Test, agentCaps: string[]) {
 t.test('sidecar with CAP_SYS_PTRACE: the limit through /proc/<pid>/root, the stack before the OOM kill', async t => {
   const { pod, proc, incident, exit, killsBefore, aliveAtIncident } = await runPod(t, ['sys_ptrace'])
   const limit = proc.memory.limit
+  t.equal(pod.cgroupVersion, expectedCgroupVersion(pod.cgroupVersion), `the pod's cgroups are v${pod.cgroupVersion}`)
   t.equal(limit.bytes, LIMIT, "the process event carries the app container's own limit")
   t.equal(limit.source, `cgroup-v${pod.cgroupVersion}`, 'from its cgroup, not the Downward API fallback')
   t.equal(limit.via, 'proc-root', 'reached through the app process, as a sidecar must')
@@ -67,6 +69,8 @@ t.test('sidecar with CAP_SYS_PTRACE: the limit through /proc/<pid>/root, the sta
     new RegExp(`^/proc/${proc.pid}/root/sys/fs/cgroup/`),
     "the file is the app's /sys/fs/cgroup, seen through /proc/<pid>/root",
   )
+  const limitFile = pod.cgroupVersion === 2 ? /\/memory\.max$/ : /\/memory\.limit_in_bytes$/
+  t.match(limit.path, limitFile, `the v${pod.cgroupVersion} limit file`)
 
   t.equal(pod.appOomKills(), killsBefore + 1, 'the kernel OOM-killed the app (its cgroup oom_kill count rose by one)', {
     exit,

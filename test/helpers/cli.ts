@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { IN_GUEST } from './guest.js'
 
 /** The CLI source, run with this test's TypeScript loader (and coverage) through execArgv. */
 const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url))
@@ -21,8 +22,13 @@ export interface CliRun {
   line(match: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>
 }
 
-/** Runs `oomwatch args...` as a real child process with `env` added to this one's; `built` runs dist/. */
+/**
+ * Runs `oomwatch args...` as a real child process with `env` added to this one's; `built` runs
+ * dist/. Default: src/ through the loader, but dist/ in the v2 guest, where the loader's compile
+ * of src/ takes some 40 s of emulated CPU per start (and coverage is off there).
+ */
 export function runCli(args: string[], env: Record<string, string> = {}, options: { built?: boolean; prefix?: string[] } = {}): CliRun {
+  options = { ...options, built: options.built ?? IN_GUEST }
   // Built: with the V8 flags of its shebang, as the image runs it (by this test's node).
   const argv = options.built ? [...shippedNodeFlags(), BUILT_CLI, ...args] : [...process.execArgv, CLI, ...args]
   const childEnv = { ...process.env, ...env }

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 
@@ -61,7 +61,22 @@ export function makeTestCgroup(limitBytes: number, name = `oomwatch-test-${proce
         }
         await sleep(100)
       }
-      rmdirSync(dir)
+      await removeCgroup(dir)
     },
+  }
+}
+
+/**
+ * Removes a cgroup whose processes were killed. On v2 it stays busy (EBUSY) until the last of
+ * them is reaped, which the pod's init may not have done yet even when cgroup.procs is empty.
+ */
+export async function removeCgroup(dir: string): Promise<void> {
+  for (let attempt = 0; existsSync(dir); attempt++) {
+    try {
+      rmdirSync(dir)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EBUSY' || attempt >= 100) throw error
+      await sleep(50)
+    }
   }
 }

@@ -1,9 +1,12 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
+import { BUILT_CLI, shippedNodeFlags } from './cli.js'
+import { IN_GUEST } from './guest.js'
+import { removeCgroup } from './memory-cgroup.js'
 
 /*
  * A Kubernetes pod built from Linux namespaces, without a container runtime:
@@ -52,7 +55,7 @@ export interface PodOptions {
   agentCaps: string[]
   /** Environment of the agent container, as the pod spec's `env` would set it. */
   agentEnv: Record<string, string>
-  /** The agent container's command. Default: this process's node and flags on src/cli.ts (the tests' TypeScript loader). */
+  /** The agent container's command. Default: node on src/cli.ts with the tests' loader (dist/ in the v2 guest). */
   agentCommand?: string[]
 }
 
@@ -165,7 +168,13 @@ function containerSetup(version: 1 | 2): string {
           'mount -o remount,bind,ro /sys/fs/cgroup/memory',
           'mount -o remount,bind,ro /sys/fs/cgroup',
         ]
-      : ['mount -t cgroup2 cgroup2 /sys/fs/cgroup', 'mount -o remount,bind,ro /sys/fs/cgroup']
+      : [
+          // The host's own cgroup2 mount is copied into the new mount namespace, and the kernel
+          // refuses the same superblock twice on one mount point (EBUSY): detach it first.
+          'if mountpoint -q /sys/fs/cgroup; then umount -l /sys/fs/cgroup; fi',
+          'mount -t cgroup2 cgroup2 /sys/fs/cgroup',
+          'mount -o remount,bind,ro /sys/fs/cgroup',
+        ]
   return ['set -e', ...mountCgroup].join('\n')
 }
 
@@ -184,6 +193,12 @@ export function readOnlyRoot(writable: string[]): string {
     ...writable.map(dir => `mount --bind ${q(dir)} ${q(dir)} && mount -o remount,bind,rw ${q(dir)}`),
     'if touch /.oomwatch-ro-probe 2>/dev/null; then echo "/ is still writable after the read-only remounts" >&2; exit 97; fi',
   ].join('\n')
+}
+
+/** src/cli.ts with this test's loader; in the v2 guest dist/, as shipped (the loader's compile costs ~40 s there). */
+function defaultAgentCommand(): string[] {
+  if (!IN_GUEST) return [process.execPath, ...process.execArgv, CLI]
+  return ['env', '-u', 'NODE_OPTIONS', '-u', 'NODE_V8_COVERAGE', process.execPath, ...shippedNodeFlags(), BUILT_CLI]
 }
 
 function setpriv(caps: string[], command: string[]): string {
@@ -217,7 +232,7 @@ export async function startPod(options: PodOptions, workdir: string): Promise<Si
     containerSetup(cgroups.version),
     readOnlyRoot([tapDir]),
     `cd ${q(REPO)}`,
-    setpriv(options.agentCaps, options.agentCommand ?? [process.execPath, ...process.execArgv, CLI]),
+    setpriv(options.agentCaps, options.agentCommand ?? defaultAgentCommand()),
   ].join('\n')
   const container = (cgroup: string, script: string, stdout: string) =>
     `sh -c ${q(`echo 0 > ${q(join(cgroup, 'cgroup.procs'))} && exec unshare --mount --cgroup -- sh -c ${q(script)}`)} ${stdout} &`
@@ -286,7 +301,7 @@ export async function startPod(options: PodOptions, workdir: string): Promise<Si
           await sleep(50)
         }
       }
-      for (const dir of [cgroups.app, cgroups.agent, cgroups.pod]) if (existsSync(dir)) rmdirSync(dir)
+      for (const dir of [cgroups.app, cgroups.agent, cgroups.pod]) await removeCgroup(dir)
     })())
 
   let listening: Record<string, unknown>
