@@ -7,8 +7,7 @@ import ts from 'typescript'
  * emulation, ts-node and its compile of src/ cost some 25 s per node process there, here
  * about one. Each .ts file is transpiled alone (ts-node's transpile-only does the same) with
  * an inline source map, to the same path under `dir`; what the tests read beside their code
- * (fixtures, dist/, .venv/, node_modules/, package.json) is symlinked. Not under /tmp: the
- * guest mounts its own.
+ * (fixtures, dist/, .venv/, node_modules/, package.json) is symlinked.
  */
 
 /** What a compiled file's relative paths may reach, symlinked as it is. */
