@@ -70,7 +70,8 @@ export class ProcReader {
 
   /**
    * The container name `oomwatch inject` put in its environment (`/proc/<pid>/environ`, as the
-   * process started). Reading it takes ptrace rights: without them, `undefined`, as for a vanished process.
+   * process started). Reading it takes ptrace rights; without them, or on any other read error,
+   * `undefined`: discovery would otherwise set the process aside for good.
    */
   injectedContainerName(pid: number): string | undefined {
     const path = this.path(pid, 'environ')
@@ -78,7 +79,8 @@ export class ProcReader {
       const buf = this.attempt(path, () => readFileSync(path))
       return buf === undefined ? undefined : nameFromEnviron(buf)
     } catch (error) {
-      if (error instanceof ProcReadError && error.code === 'PROC_ACCESS') return undefined
+      // Whatever the errno (EACCES without ptrace rights, EIO mid-exec): a name is a label, never a reason to lose the process.
+      if (error instanceof ProcReadError) return undefined
       throw error
     }
   }

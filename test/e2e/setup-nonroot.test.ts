@@ -173,7 +173,8 @@ if (process.getuid?.() !== 0) {
     )
     const watched = await until('both Python processes watched', 30_000, agent, async () => {
       const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
-      const count = Number(/^oomwatch_watched_processes (\d+)$/m.exec(text)?.[1])
+      // One series per container and command: summed.
+      const count = [...text.matchAll(/^oomwatch_watched_processes\{[^}]*\} (\d+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0)
       return count >= 2 ? count : undefined
     })
     t.equal(watched, 2, 'oomwatch_watched_processes counts the two labelled Python processes')

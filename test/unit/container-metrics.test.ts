@@ -2,6 +2,7 @@
 // up to one series, and what a container's gauges read (a real scrape: e2e/metrics.test.ts).
 import t from 'tap'
 import { containerName, nameFromEnviron } from '../../src/proc/container-name.js'
+import { ProcReader } from '../../src/proc/reader.js'
 import { aggregateProcesses } from '../../src/metrics/watched-gauges.js'
 import { Metrics } from '../../src/metrics/registry.js'
 import { containerReadings } from '../../src/watch/containers.js'
@@ -98,4 +99,15 @@ t.test('oomwatch_degraded: one series per reason while degraded, none otherwise'
   const body = (await metrics.text()).body
   t.match(body, /^oomwatch_degraded\{reason="journal"\} 1$/m)
   t.match(body, /^oomwatch_degraded\{reason="pyspy-missing"\} 1$/m)
+})
+
+t.test('a name that cannot be read is no name, never an error that would lose the process', async t => {
+  const root = t.testdir({
+    '10': { environ: 'PATH=/bin\0OOMWATCH_CONTAINER_NAME=web\0' },
+    '11': { environ: {} }, // a directory: EISDIR, as an odd read error would be
+  })
+  const proc = new ProcReader(root)
+  t.equal(proc.injectedContainerName(10), 'web')
+  t.equal(proc.injectedContainerName(11), undefined)
+  t.equal(proc.injectedContainerName(12), undefined, 'gone')
 })
