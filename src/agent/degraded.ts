@@ -65,16 +65,18 @@ export async function runDegraded(start: DegradedStart): Promise<Degraded> {
     const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message
     logger.error({ degraded: reason, host: start.host, port: start.port }, `cannot listen on ${start.host}:${start.port} (${code}) either`)
   }
+  const { recovered } = start
+  const recheck =
+    recovered &&
+    setInterval(() => {
+      if (!recovered()) return
+      logger.info({ degraded: reason }, `the cause is gone (${reason}): exiting, for a restart in full`)
+      void stop().then(start.onRecovered)
+    }, RECHECK_MS)
   const stop = async () => {
     clearInterval(reminder)
-    clearInterval(recheck)
+    if (recheck) clearInterval(recheck)
     if (port !== undefined) await server.close()
   }
-  const recheck = setInterval(() => {
-    if (!start.recovered?.()) return
-    logger.info({ degraded: reason }, `the cause is gone (${reason}): exiting, for a restart in full`)
-    void stop().then(start.onRecovered)
-  }, RECHECK_MS)
-  if (start.recovered === undefined) clearInterval(recheck)
   return { port, stop }
 }

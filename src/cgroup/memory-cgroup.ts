@@ -264,11 +264,10 @@ export class CgroupCounters {
    * @throws as {@link CgroupCounters.usage}
    */
   highPressure(): { events: number; stallUs?: number } | undefined {
-    const fds = this.#open()
-    if (fds.oom === undefined) return undefined
-    const events = parseKeyedCounters(this.#read(fds.oom, this.#oomPath), this.#oomPath)['high']
+    const events = this.#events()?.['high']
     if (events === undefined) return undefined
-    return fds.pressure === undefined ? { events } : { events, ...this.#stall(fds.pressure) }
+    const pressure = this.#open().pressure
+    return pressure === undefined ? { events } : { events, ...this.#stall(pressure) }
   }
 
   /** PSI's stall time; nothing where the kernel refuses the read (PSI turned off: EOPNOTSUPP). */
@@ -297,9 +296,7 @@ export class CgroupCounters {
    * @throws as {@link CgroupCounters.usage}
    */
   oomKills(): number | undefined {
-    const fd = this.#open().oom
-    if (fd === undefined) return undefined
-    return parseKeyedCounters(this.#read(fd, this.#oomPath), this.#oomPath)['oom_kill']
+    return this.#events()?.['oom_kill']
   }
 
   /**
@@ -310,10 +307,9 @@ export class CgroupCounters {
    * @throws as {@link CgroupCounters.usage}
    */
   groupKill(): { group: boolean; groupKills?: number } {
-    const fds = this.#open()
-    const group = fds.group !== undefined && this.#read(fds.group, this.#groupPath).trim() === '1'
-    const groupKills =
-      fds.oom === undefined ? undefined : parseKeyedCounters(this.#read(fds.oom, this.#oomPath), this.#oomPath)['oom_group_kill']
+    const fd = this.#open().group
+    const group = fd !== undefined && this.#read(fd, this.#groupPath).trim() === '1'
+    const groupKills = this.#events()?.['oom_group_kill']
     return { group, ...(groupKills !== undefined && { groupKills }) }
   }
 
@@ -325,6 +321,12 @@ export class CgroupCounters {
     closeSync(fds.usage)
     if (fds.oom !== undefined) closeSync(fds.oom)
     for (const fd of [fds.group, fds.high, fds.pressure]) if (fd !== undefined) closeSync(fd)
+  }
+
+  /** The event file's counters (`memory.events`, or v1's `memory.oom_control`); undefined without one. */
+  #events(): Record<string, number> | undefined {
+    const fd = this.#open().oom
+    return fd === undefined ? undefined : parseKeyedCounters(this.#read(fd, this.#oomPath), this.#oomPath)
   }
 
   #open(): Descriptors {

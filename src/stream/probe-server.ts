@@ -4,7 +4,7 @@ import { createRequire } from 'node:module'
 import type { Logger } from 'pino'
 import { DEFAULT_LIMITS, guardConnections, serverTimeouts } from './connection-guard.js'
 import { requestUrl } from './request-url.js'
-import { answerProbe, reply, type MetricsSource, type ProbeStatus } from './routes.js'
+import { answerProbe, reply, serveMetrics, type MetricsSource, type ProbeStatus } from './routes.js'
 
 // As in server.ts: node:http through require keeps undici unloaded on Node 24.
 const require = createRequire(import.meta.url)
@@ -22,7 +22,7 @@ export interface ProbeServerOptions {
 
 /**
  * `/metrics`, `/livez` and `/readyz` on a port of their own, without the token: Prometheus
- * scrapes it by pod IP (a PodMonitor, or the scrape annotations) and the kubelet probes it,
+ * scrapes it by pod IP (deploy/podmonitor.yaml, or a scrape config) and the kubelet probes it,
  * while the stream, its stacks and command lines stay behind the token on the other port.
  * It serves no stack and no command line beyond the command names the metrics are labelled with.
  */
@@ -39,10 +39,7 @@ export class ProbeServer {
       if (path === undefined) return reply(res, 400, 'the request target is not a URL\n')
       if (answerProbe(path, status, res)) return
       if (path !== '/metrics') return reply(res, 404, 'not found: this port serves /metrics, /livez and /readyz\n')
-      metrics.text().then(
-        ({ contentType, body }) => res.writeHead(200, { 'content-type': contentType }).end(body),
-        /* c8 ignore next */ (error: Error) => reply(res, 500, `metrics failed: ${error.message}\n`),
-      )
+      serveMetrics(res, metrics)
     })
     this.#unguard = guardConnections(this.#http, DEFAULT_LIMITS, (what, remote) =>
       logger.warn({ what, remote }, `metrics port: ${DEFAULT_LIMITS.maxConnections} connections open`),

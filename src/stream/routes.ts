@@ -92,13 +92,7 @@ export function routes(sources: RouteSources): (req: IncomingMessage, res: Serve
       res.setHeader('www-authenticate', 'Bearer')
       return reply(res, 401, 'send Authorization: Bearer <token>, or ?token=<token>\n')
     }
-    if (metrics) {
-      return void metrics.text().then(
-        ({ contentType, body }) => res.writeHead(200, { 'content-type': contentType }).end(body),
-        // prom-client rejects only for a broken collect()
-        /* c8 ignore next */ (error: Error) => reply(res, 500, `metrics failed: ${error.message}\n`),
-      )
-    }
+    if (metrics) return serveMetrics(res, metrics)
     const file = flamegraphs?.file(safeDecode(flamegraph?.[1] ?? ''))
     if (file === undefined) return reply(res, 404, 'no flame graph for this incident (none was recorded, or it was pruned)\n')
     res.writeHead(200, { 'content-type': 'image/svg+xml', 'content-security-policy': SVG_CSP, 'x-content-type-options': 'nosniff' })
@@ -129,6 +123,15 @@ export function answerProbe(path: string, status: ProbeStatus, res: ServerRespon
   else if (!status.ready) reply(res, 503, 'starting: first scan not done\n')
   else reply(res, 200, note === undefined ? 'ready\n' : `ready\n${note}\n`)
   return true
+}
+
+/** The Prometheus exposition, as both ports serve it. */
+export function serveMetrics(res: ServerResponse, metrics: MetricsSource): void {
+  metrics.text().then(
+    ({ contentType, body }) => res.writeHead(200, { 'content-type': contentType }).end(body),
+    // prom-client rejects only for a broken collect()
+    /* c8 ignore next */ (error: Error) => reply(res, 500, `metrics failed: ${error.message}\n`),
+  )
 }
 
 /** What the probes read. */

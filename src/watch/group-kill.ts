@@ -15,15 +15,15 @@ const GROUP_KILL_WINDOW_MS = 5000
  * (`killedWith`) rather than each told "no stack was caught". Elsewhere (v1, the setting off)
  * an exit is told as before.
  *
- * @param members - the group's other members still watched, as the step knows them
+ * @param membersOf - the group's other members still watched, as the step knows them: looked up only for a group kill
  */
-export function exitDecisions(w: Watched, oomKilled: boolean, members: readonly Watched[], now: number): Decision[] {
+export function exitDecisions(w: Watched, oomKilled: boolean, membersOf: () => Watched[], now: number): Decision[] {
   const group = w.group
   if (group.groupKill && now - group.groupKill.at > GROUP_KILL_WINDOW_MS) group.groupKill = undefined
   const decisions: Decision[] = []
   const groupKill = oomKilled && !group.groupKill ? group.readGroupKill() : undefined
   if (groupKill) {
-    const killed = [w, ...members.filter(m => m !== w)]
+    const killed = [w, ...membersOf().filter(m => m !== w)]
     const runaway = runawayOf(killed)
     const last = runaway.lastIncident
     group.groupKill = {

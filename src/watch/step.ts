@@ -329,7 +329,7 @@ export class WatchStep {
     this.#watched.delete(pid)
     this.#starting.delete(w)
     this.#sensors.stats.forget(pid)
-    const members = [...w.group.members].flatMap(member => this.#watched.get(member) ?? [])
+    const members = () => [...w.group.members].flatMap(member => this.#watched.get(member) ?? [])
     this.#out.push(...exitDecisions(w, w.group.takeOomKill(), members, now))
     this.#tell(this.#groups.leave(w.group, pid, w.info.cmdline, now))
   }

@@ -2,6 +2,8 @@
 // agent up, degraded and saying why, instead of exiting 2 (a crash loop that can hold a
 // native sidecar's app back). The real CLI, real ports, real signals.
 import { readFileSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
@@ -137,4 +139,23 @@ t.test('the injected sidecar, its token Secret not created yet: up, its liveness
   writeFileSync(tokenFile, `${'7f'.repeat(32)}\n`)
   await run.line(l => /the cause is gone/.test(String(l.msg)))
   t.equal((await run.done).code, 0, 'it exits once the token is there, for the kubelet to restart it in full')
+})
+
+t.test('a port already taken: degraded (listen), its probes and metrics on the metrics port', async t => {
+  const taken = createServer()
+  await new Promise<void>(resolve => taken.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => void taken.close())
+  const busy = (taken.address() as AddressInfo).port
+  const strict = await runCli([], { OOMWATCH_PORT: String(busy) }).done
+  t.equal(strict.code, 2, 'without --fail-open: exit 2')
+  const run = runCli([], { OOMWATCH_PORT: String(busy), OOMWATCH_METRICS_PORT: '0', OOMWATCH_FAIL_OPEN: 'true' })
+  t.teardown(() => void run.child.kill('SIGKILL'))
+  const said = await run.line(l => l.degraded === 'listen')
+  t.match(String(said.msg), new RegExp(`cannot listen on 127\\.0\\.0\\.1:${busy}`), 'names the address')
+  const port = (await listening(run)).port as number
+  t.not(port, busy)
+  t.equal((await get(port, '/readyz')).status, 503)
+  t.match((await get(port, '/metrics')).body, /^oomwatch_degraded\{reason="listen"\} 1$/m)
+  run.child.kill('SIGTERM')
+  t.equal((await run.done).code, 0)
 })

@@ -1,8 +1,10 @@
+import { buildIncident } from '../../src/capture/incident.js'
 import type { MemoryCgroup } from '../../src/cgroup/memory-cgroup.js'
 import type { GroupCounters } from '../../src/watch/group.js'
 import { DEFAULTS } from '../../src/config.js'
 import type { ProcStat } from '../../src/types.js'
 import type { Births, Sensors } from '../../src/watch/sensors.js'
+import type { Watched } from '../../src/watch/watched.js'
 import type { Decision, TickResult } from '../../src/watch/decisions.js'
 import { WatchStep, type StepConfig } from '../../src/watch/step.js'
 import type { MemoryLimit, RlimitTable } from '../../src/protocol/values.js'
@@ -203,4 +205,30 @@ export function run(
 /** The decisions of one kind. */
 export function only<K extends Decision['kind']>(decisions: readonly Decision[], kind: K): Extract<Decision, { kind: K }>[] {
   return decisions.filter((d): d is Extract<Decision, { kind: K }> => d.kind === kind)
+}
+
+/**
+ * The incident the shell would set on a captured process: `id`, and a stack whose culprit is
+ * `fd_table` (/app/leak.py:12). The capture's gate is left, as the shell leaves it.
+ */
+export function setCaughtIncident(capture: Extract<Decision, { kind: 'capture' }>, id: string): Watched {
+  const w = capture.watched
+  w.lastIncident = buildIncident({
+    id,
+    pid: w.info.pid,
+    cmdline: w.info.cmdline,
+    verdict: capture.verdict,
+    limit: w.group.limit,
+    rlimits: w.info.rlimits,
+    risks: w.risks,
+    process: {},
+    stack: {
+      threads: [{ id: 1, active: true, ownsGil: true, frames: [{ function: 'fd_table', file: '/app/leak.py', line: 12 }] }],
+      culprit: { function: 'fd_table', file: '/app/leak.py', line: 12, threadId: 1, why: 'innermost' },
+      pyspyMs: 30,
+    },
+    triggerToStackMs: 40,
+  })
+  w.gate.leave()
+  return w
 }

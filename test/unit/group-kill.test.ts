@@ -2,9 +2,8 @@
 // story: a group-kill naming the runaway, and exits that link to it. Pure logic on the fake
 // tree; the real kernel's group kill is test/e2e/v2-guest.test.ts's.
 import t from 'tap'
-import { buildIncident } from '../../src/capture/incident.js'
 import type { Watched } from '../../src/watch/watched.js'
-import { FakeBirths, FakeTree, HUGE_NOFILE, MiB, only, run, stepOver } from '../helpers/fake-sensors.js'
+import { FakeBirths, FakeTree, HUGE_NOFILE, MiB, only, run, setCaughtIncident, stepOver } from '../helpers/fake-sensors.js'
 
 /** A pre-fork master (10) and three workers (11, 12, 13) in cgroup `g`; `oomGroup` as the kubelet sets it on v2. */
 function preforkPod(oomGroup: boolean) {
@@ -28,25 +27,7 @@ function captureLeak(tree: FakeTree, step: ReturnType<typeof stepOver>): Watched
   })
   const capture = only(decisions, 'capture')[0]
   if (!capture) throw new Error('the leak was not captured')
-  const w = capture.watched
-  w.lastIncident = buildIncident({
-    id: '12-leak',
-    pid: 12,
-    cmdline: w.info.cmdline,
-    verdict: capture.verdict,
-    limit: w.group.limit,
-    rlimits: w.info.rlimits,
-    risks: w.risks,
-    process: {},
-    stack: {
-      threads: [{ id: 1, active: true, ownsGil: true, frames: [{ function: 'fd_table', file: '/app/leak.py', line: 12 }] }],
-      culprit: { function: 'fd_table', file: '/app/leak.py', line: 12, threadId: 1, why: 'innermost' },
-      pyspyMs: 30,
-    },
-    triggerToStackMs: 40,
-  })
-  w.gate.leave()
-  return w
+  return setCaughtIncident(capture, '12-leak')
 }
 
 /** The kernel kills every process of `g`: the kill count rises by four, the memory goes. */

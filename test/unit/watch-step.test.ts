@@ -1,11 +1,10 @@
 import t from 'tap'
-import { buildIncident } from '../../src/capture/incident.js'
 import { STARTUP_MS } from '../../src/detect/newborn.js'
 import { ProcReadError } from '../../src/proc/errors.js'
 import { formatBytes } from '../../src/format/bytes.js'
 import type { Decision } from '../../src/watch/decisions.js'
 import type { Watched } from '../../src/watch/watched.js'
-import { CONFIG, FakeBirths, FakeTree, HUGE_NOFILE, MiB, only, run, stepOver } from '../helpers/fake-sensors.js'
+import { CONFIG, FakeBirths, FakeTree, HUGE_NOFILE, MiB, only, run, setCaughtIncident, stepOver } from '../helpers/fake-sensors.js'
 
 /** The watched processes a list of decisions announced, by pid. */
 function announced(decisions: readonly Decision[]): Map<number, Watched> {
@@ -183,23 +182,7 @@ t.test('OOM attribution: a kill explains one exit of its cgroup; the post-mortem
   const [capture] = only(decisions, 'capture')
   if (!capture) throw new Error('the leak was not captured')
   const w = capture.watched
-  w.lastIncident = buildIncident({
-    id: '20-abc',
-    pid: 20,
-    cmdline: w.info.cmdline,
-    verdict: capture.verdict,
-    limit: w.group.limit,
-    rlimits: w.info.rlimits,
-    risks: w.risks,
-    process: {},
-    stack: {
-      threads: [{ id: 1, active: true, ownsGil: true, frames: [{ function: 'fd_table', file: '/app/leak.py', line: 12 }] }],
-      culprit: { function: 'fd_table', file: '/app/leak.py', line: 12, threadId: 1, why: 'innermost' },
-      pyspyMs: 30,
-    },
-    triggerToStackMs: 40,
-  })
-  capture.watched.gate.leave()
+  setCaughtIncident(capture, '20-abc')
   // The kernel kills 20: the count rises, its memory goes, and the fall is seen at once.
   tree.now += 20
   cgroup.oomKills = 2
