@@ -1,5 +1,9 @@
+import { IN_GUEST } from './guest.js'
 import { WebSocket, type RawData } from 'ws'
 import type { OomwatchEvent } from '../../src/protocol/events.js'
+
+/** How long an awaited event may take: longer in the emulated v2 guest, where an agent under Node 24 once needed over 30 s to see its first process. */
+const DEFAULT_WAIT_MS = IN_GUEST ? 90_000 : 30_000
 
 /** An event as a client received it, with the monotonic time of its arrival. */
 export type Received = OomwatchEvent & { receivedAt: number }
@@ -47,7 +51,7 @@ export async function connect(
     ws.once('open', () => resolve())
     ws.once('error', reject)
   })
-  const waitFor = (match: (event: Received) => boolean, timeoutMs = 30_000) =>
+  const waitFor = (match: (event: Received) => boolean, timeoutMs = DEFAULT_WAIT_MS) =>
     new Promise<Received>((resolve, reject) => {
       const check = () => {
         const found = events.find(match)
